@@ -30,3 +30,45 @@ def run_module(argument_spec, run, **module_kwargs):
         module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc),
                          exception=traceback.format_exc())
     module.exit_json(**result)
+
+
+def optical_argument_spec():
+    """Options to reach the optical switch (doc fragment qkd.nfv.optical), each with an env fallback."""
+    from ansible.module_utils.basic import env_fallback  # local: this block is appended on its own
+
+    def env(name):
+        return (env_fallback, ['QKD_NFV_OPTICAL_' + name])
+
+    return dict(
+        controller_url=dict(type='str', required=True, fallback=env('URL')),
+        node_id=dict(type='str', fallback=env('NODE_ID')),
+        username=dict(type='str', fallback=env('USERNAME')),
+        password=dict(type='str', no_log=True, fallback=env('PASSWORD')),
+        backend=dict(type='str', default='odl', choices=['odl', 'polatis'], fallback=env('BACKEND')),
+        api=dict(type='str', default='rfc8040', choices=['rfc8040', 'draft02'], fallback=env('API')),
+        validate_certs=dict(type='bool', default=True, fallback=env('VALIDATE_CERTS')),
+        ca_cert=dict(type='path', fallback=env('CA_CERT')),
+        timeout=dict(type='float', default=10.0, fallback=env('TIMEOUT')),
+    )
+
+
+def kme_argument_spec():
+    """Options to reach one KME as one SAE (doc fragment qkd.nfv.kme); see module_utils.kme."""
+    from ansible.module_utils.basic import env_fallback  # local: this block is appended on its own
+
+    def env(name):
+        return (env_fallback, [name])
+
+    return dict(
+        kme_url=dict(type='str', required=True, fallback=env('QKD_KME_URL')),
+        kme_id=dict(type='str', required=True, fallback=env('QKD_KME_ID')),
+        ca_cert=dict(type='path', aliases=['kme_ca_cert'], fallback=env('QKD_KME_CA_CERT')),
+        client_cert=dict(type='path', required=True, aliases=['kme_client_cert'], fallback=env('QKD_SAE_CERT')),
+        client_key=dict(type='path', required=True, aliases=['kme_client_key'], no_log=False,
+                        fallback=env('QKD_SAE_KEY')),
+        validate_hostname=dict(type='bool', default=True),
+        timeout=dict(type='float', default=10.0),
+        retries=dict(type='int', default=3),
+        ciphers=dict(type='str'),
+        method=dict(type='str', default='POST', choices=['POST', 'GET']),
+    )

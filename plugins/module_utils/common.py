@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 
@@ -34,8 +34,6 @@ def run_module(argument_spec, run, **module_kwargs):
 
 def optical_argument_spec():
     """Options to reach the optical switch (doc fragment qkd.nfv.optical), each with an env fallback."""
-    from ansible.module_utils.basic import env_fallback  # local: this block is appended on its own
-
     def env(name):
         return (env_fallback, ['QKD_NFV_OPTICAL_' + name])
 
@@ -54,8 +52,6 @@ def optical_argument_spec():
 
 def kme_argument_spec():
     """Options to reach one KME as one SAE (doc fragment qkd.nfv.kme); see module_utils.kme."""
-    from ansible.module_utils.basic import env_fallback  # local: this block is appended on its own
-
     def env(name):
         return (env_fallback, [name])
 

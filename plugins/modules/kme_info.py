@@ -16,7 +16,7 @@ description:
     and an application's consumption are measured in.
   - Reads only; no key is consumed.
 author:
-  - qkd.nfv contributors
+  - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
   - qkd.nfv.attributes
   - qkd.nfv.attributes.INFO_MODULE

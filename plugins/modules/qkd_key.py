@@ -21,7 +21,7 @@ description:
     written to its own file in O(dest), mode C(0600), atomically, and the result holds key_IDs, sizes
     and paths only.
 author:
-  - qkd.nfv contributors
+  - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
   - qkd.nfv.attributes
   - qkd.nfv.kme

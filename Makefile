@@ -15,6 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS):$(CURDIR)/lab
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_NOCOLOR := 1
+export NO_COLOR := 1
 LAB := $(BIN)/python -m qkdlab
 
 .PHONY: test deps venv collection units lab-tests sanity integration lint demo lab-up lab-down clean

@@ -46,14 +46,18 @@ class Link:
         sigma = math.sqrt(true * (1 - true) / QBER_SAMPLE_BITS)
         return max(0.0, self.rng.gauss(true, sigma))
 
-    def step(self, now, connected):
-        """Advance to emulated time `now`; return the number of whole new key bits to deposit."""
-        if not connected:
+    def step(self, now, connected_since):
+        """Advance to emulated time `now`; return the number of whole new key bits to deposit.
+
+        connected_since: the emulated time the fibre path was made (None: not connected). The
+        initialisation counts from then, not from when this step notices it.
+        """
+        if connected_since is None:
             self.state, self.bits = IDLE, 0.0
             return 0
         if self.state == IDLE:
             self.state = INITIALISING
-            self.init_started = now
+            self.init_started = min(connected_since, now)
             self.init_time = physics.init_time_s(self.spec.length_km) * (
                 1 + self.topo.noise.init * self.rng.uniform(-1, 1))
             self.initialisations += 1
@@ -97,7 +101,7 @@ class Link:
 class LinkEmulator:
     """Steps every link from the switch state and deposits their keys into the KMEs' stores."""
 
-    def __init__(self, topo, switch, network, clock=time.monotonic, seed=None, period_s=0.01):
+    def __init__(self, topo, switch, network, clock=time.monotonic, seed=None, period_s=0.02):
         self.topo, self.switch, self.network = topo, switch, network
         self.clock, self.period_s = clock, period_s
         self.t0 = clock()
@@ -109,20 +113,27 @@ class LinkEmulator:
         """Emulated seconds since the lab started."""
         return (self.clock() - self.t0) * self.topo.time_scale
 
-    def connected(self, spec):
-        return not spec.switched or self.switch.connected(spec.alice_port, spec.bob_port)
+    def connected_since(self, spec):
+        """Emulated time since which the link's fibre path exists, or None."""
+        if not spec.switched:
+            return 0.0
+        since = self.switch.connected_since(spec.alice_port, spec.bob_port)
+        if since is None:
+            return None
+        return max(0.0, (since - self.t0) * self.topo.time_scale)
 
     def step(self):
         block_bytes = self.topo.kme.key_size // 8
         with self.lock:
             now = self.now()
             for link in self.links:
-                bits = link.step(now, self.connected(link.spec))
-                if bits:
-                    # Blocks beyond the stores' capacity are lost, as on a device whose buffer is full.
-                    blocks = [(str(uuid.uuid4()), os.urandom(block_bytes))
-                              for _ in range(bits // self.topo.kme.key_size)]
-                    self.network.deposit(link.spec, blocks)
+                bits = link.step(now, self.connected_since(link.spec))
+                # Blocks beyond the stores' capacity are lost, as on a device whose buffer is full.
+                room = self.network.capacity_blocks(link.spec) - self.network.stored_blocks(link.spec)
+                count = min(bits // self.topo.kme.key_size, room)
+                if count > 0:
+                    self.network.deposit(link.spec, [(str(uuid.uuid4()), os.urandom(block_bytes))
+                                                     for _ in range(count)])
 
     def run(self, stop):
         """Step until the event `stop` is set."""

@@ -67,6 +67,13 @@ class Switch:
         entry = self._snap.links.get(port_a)
         return entry is not None and entry[0] == port_b and self._clock() >= entry[1]
 
+    def connected_since(self, port_a, port_b):
+        """When (on the clock) the pair joining a and b settled; -inf if before this start; None if not joined."""
+        entry = self._snap.links.get(port_a)
+        if entry is None or entry[0] != port_b or self._clock() < entry[1]:
+            return None
+        return entry[1]
+
     def power_dbm(self, port):
         self.check_port(port)
         light = self.spec.light

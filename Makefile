@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Ansible finds the collection as ansible_collections/qkd/nfv below this directory (a link to here).
 COLLECTIONS := $(or $(QKDNFV_COLLECTIONS),$(abspath $(or $(TMPDIR),/tmp))/qkd-nfv-$(shell id -u))
 COLLECTION := $(COLLECTIONS)/ansible_collections/qkd/nfv
-DEB_PACKAGES := openssh-server openssh-client openssl
+DEB_PACKAGES := openssh-server openssh-client openssl rabbitmq-server mariadb-server-core mariadb-client-core podman runc busybox-static
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS):$(CURDIR)/lab
 export PATH := $(BIN):$(PATH)
@@ -18,7 +18,7 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 LAB := $(BIN)/python -m qkdlab
 
-.PHONY: test deps venv collection units lab-tests sanity integration lint demo lab-up lab-down clean
+.PHONY: test deps venv collection units lab-tests vim-install sanity integration lint demo lab-up lab-down clean
 
 test: deps venv collection
 	@stages=0; \
@@ -52,8 +52,12 @@ collection:
 units: venv collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
-lab-tests: venv
+lab-tests: venv deps vim-install
 	cd lab && $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# The VIM's own venv (OpenStack from PyPI) and databases, made once; `up` and test_vim reuse them.
+vim-install: venv deps
+	$(BIN)/python -m qkdlab.vim install
 
 # ansible-test works on the collection's real path, so it runs on a copy of the tracked files.
 sanity: venv

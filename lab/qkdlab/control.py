@@ -60,12 +60,37 @@ def _fetch_status(topo, timeout=2.0):
 
 
 def up(topo, topology_path=None):
-    """Start the lab unless it runs; return once every server answers."""
+    """Start the lab unless it runs (and the VIM, if the topology enables it); return once all answer."""
     pid = running_pid(topo)
     if pid:
         print("lab is already up (pid %d, %s)" % (pid, topo.lab_dir))
-        return 0
-    _check_ports_free(topo)
+    else:
+        _check_ports_free(topo)
+        pid = _start_core(topo, topology_path)
+        print("lab is up (pid %d, %s)" % (pid, topo.lab_dir))
+    if topo.vim:
+        try:
+            _start_vim(topo)
+        except BaseException:
+            down(topo)  # nothing half-started
+            raise
+    return 0
+
+
+def _start_vim(topo):
+    from . import vim
+    print("VIM: installing (the first time takes minutes)..." if not vim.installer.installed(topo.lab_dir)
+          else "VIM: starting...", flush=True)
+    ports = {name: port + topo.port_offset for name, port in vim.DEFAULT_PORTS.items()}
+    try:
+        vim.install(topo.lab_dir, ports)
+        pids = vim.start(topo.lab_dir, ports)
+    except RuntimeError as exc:
+        raise LabError("the VIM did not start: %s" % exc) from None
+    print("VIM is up (%d processes, clouds.yaml in %s)" % (len(pids), topo.lab_dir / "vim"))
+
+
+def _start_core(topo, topology_path):
     topo.lab_dir.mkdir(parents=True, exist_ok=True)
     pki.ensure(topo)  # certificate problems surface here, before anything starts
     log = open(topo.lab_dir / "lab.log", "ab")
@@ -86,8 +111,7 @@ def up(topo, topology_path=None):
                            % (proc.returncode, _tail(topo.lab_dir / "lab.log")))
         try:
             _fetch_status(topo, timeout=0.5)
-            print("lab is up (pid %d, %s)" % (proc.pid, topo.lab_dir))
-            return 0
+            return proc.pid
         except (OSError, urllib.error.URLError, ValueError):
             time.sleep(0.1)
     _terminate(proc.pid)
@@ -116,7 +140,10 @@ def _terminate(pid):
 
 
 def down(topo):
-    """Stop the lab process that `up` started (by its PID); a no-op when it is down."""
+    """Stop what `up` started, by PID (the VIM's too); a no-op when it is down."""
+    if (topo.lab_dir / "vim").is_dir():
+        from . import vim
+        vim.stop(topo.lab_dir)
     pid = running_pid(topo)
     if not pid:
         _pid_file(topo).unlink(missing_ok=True)
@@ -139,6 +166,9 @@ def status(topo):
     except (OSError, urllib.error.URLError, ValueError) as exc:
         raise LabError("lab process %d runs but its status endpoint does not answer: %s" % (pid, exc)) from None
     doc["pid"] = pid
+    if topo.vim:
+        from . import vim
+        doc["vim"] = vim.status(topo.lab_dir)
     return doc
 
 
@@ -161,6 +191,11 @@ def format_status(doc):
             "-" if link["qber"] is None else "%.2f%%" % (100 * link["qber"])))
     for kme in doc["kmes"]:
         lines.append("KME %s (%s) at %s" % (kme["kme_id"], kme["node"], kme["url"]))
+    if "vim" in doc:
+        vim = doc["vim"]
+        lines.append("VIM %s: %s; clouds %s in %s" % (
+            "up" if vim["alive"] else "down", ", ".join("%s %s" % item for item in sorted(vim["urls"].items())),
+            ", ".join(vim["clouds"]), vim["clouds_yaml"]))
     return "\n".join(lines)
 
 

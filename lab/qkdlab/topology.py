@@ -88,6 +88,8 @@ class Topology:
     nodes: dict  # name -> NodeSpec
     links: tuple
     lab_dir: Path = field(default=DEFAULT_LAB_DIR)
+    vim: bool = False  # the real OpenStack of the DCs (slow to start): lab.vim.enabled
+    port_offset: int = 0
 
     def node_of_sae(self, sae_id):
         for node in self.nodes.values():
@@ -288,13 +290,16 @@ def parse(data, lab_dir=None, port_offset=0):
                      for name in Noise.__dataclass_fields__})
     if not (0 <= noise.init < 1 and 0 <= noise.rate_drift < 1 and noise.rate_drift_period_s > 0):
         raise TopologyError("lab.noise: init and rate_drift are fractions below 1, the period is positive")
+    vim = _get(_get(lab, "vim", "lab", dict, default={}, required=False), "enabled", "lab.vim", bool,
+               default=False, required=False)
     switch = _switch(_get(lab, "switch", "lab", dict), port_offset)
     nodes = _nodes(_get(lab, "nodes", "lab", dict), port_offset)
     links = _links(_get(lab, "links", "lab", list), nodes, switch)
     topo = Topology(time_scale=time_scale, qber_limit=qber_limit, noise=noise,
                     admin_port=_port(_get(lab, "admin_port", "lab", int), "lab.admin_port", port_offset),
                     switch=switch, kme=_kme(_get(lab, "kme", "lab", dict, default={}, required=False)),
-                    nodes=nodes, links=links, lab_dir=Path(lab_dir or DEFAULT_LAB_DIR).resolve())
+                    nodes=nodes, links=links, lab_dir=Path(lab_dir or DEFAULT_LAB_DIR).resolve(),
+                    vim=vim, port_offset=port_offset)
     seen = {}
     for what, port in topo.ports().items():
         if port in seen:

@@ -46,6 +46,7 @@ def make_topology(tmp_path):
     """
     def make(**overrides):
         data = copy.deepcopy(lab_section())
+        data["lab"]["vim"] = {"enabled": False}  # OpenStack has tests of its own (test_vim*.py)
         _merge(data["lab"], copy.deepcopy(overrides))
         lab = data["lab"]
         ports = iter(free_ports(3 + len(lab["nodes"])))

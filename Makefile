@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Ansible finds the collection as ansible_collections/qkd/nfv below this directory (a link to here).
 COLLECTIONS := $(or $(QKDNFV_COLLECTIONS),$(abspath $(or $(TMPDIR),/tmp))/qkd-nfv-$(shell id -u))
 COLLECTION := $(COLLECTIONS)/ansible_collections/qkd/nfv
-DEB_PACKAGES := openssh-server openssh-client openssl rabbitmq-server mariadb-server-core mariadb-client-core podman runc busybox-static
+DEB_PACKAGES := openssh-server openssh-client openssl rabbitmq-server mariadb-server-core mariadb-client-core podman runc busybox-static time
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS):$(CURDIR)/lab
 export PATH := $(BIN):$(PATH)

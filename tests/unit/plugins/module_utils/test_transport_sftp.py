@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, qkd.nfv contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""transport over SFTP against a real OpenSSH sshd on 127.0.0.1 (its own host key, key login)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+import sshd_fixture
+from ansible_collections.qkd.nfv.plugins.module_utils import qstream, transport
+from ansible_collections.qkd.nfv.plugins.module_utils.transport import SftpTarget, TransportError
+
+KEY = bytes(range(32))
+MiB = 1 << 20
+
+pytestmark = pytest.mark.skipif(not sshd_fixture.available(),
+                                reason="OpenSSH sshd is not installed (apt-get install openssh-server)")
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    with sshd_fixture.Sshd(str(tmp_path_factory.mktemp("sshd"))) as server:
+        yield server
+
+
+def target(sshd, path, **options):
+    settings = dict(host="127.0.0.1", port=sshd.port, user=sshd.user, private_key=sshd.client_key,
+                    known_hosts=sshd.known_hosts, path=str(path), timeout=20)
+    settings.update(options)
+    return SftpTarget(**settings)
+
+
+def sealer():
+    return qstream.StreamSealer(KEY, "key-1", master_sae_id="sae-node1")
+
+
+def make_file(path, size):
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            out.write(os.urandom(min(left, 4 * MiB)))
+            left -= min(left, 4 * MiB)
+    return str(path)
+
+
+def parts(directory):
+    return [name for name in os.listdir(str(directory)) if name.endswith(".part")]
+
+
+@pytest.mark.parametrize("size", [0, 1, MiB - 1, MiB, MiB + 1, 100 * MiB])
+def test_sftp_round_trip(sshd, tmp_path, size):
+    src = make_file(tmp_path / "image", size)
+    remote = tmp_path / "dc"
+    remote.mkdir()
+    sent = transport.send_sftp(src, sealer(), target(sshd, remote / "image.qstream"))
+    assert parts(remote) == [] and oct(os.stat(str(remote / "image.qstream")).st_mode & 0o777) == "0o600"
+    # The data centre decrypts the uploaded qstream, as image_receive with a file source does.
+    received = transport.receive_file(str(remote / "image.qstream"), str(remote / "image"), lambda h: [KEY])
+    assert sent.size == received.size == size
+    assert sent.sha256 == received.sha256 == transport.file_sha256(src) == transport.file_sha256(str(remote / "image"))
+
+
+def test_sftp_prefers_aes256_gcm(sshd, tmp_path):
+    client = transport.sftp_connect(target(sshd, tmp_path / "x"))
+    try:
+        assert client.get_transport().local_cipher == "aes256-gcm@openssh.com"
+    finally:
+        client.close()
+
+
+def test_unknown_host_key_is_refused(sshd, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(TransportError, match="not in") as info:
+        transport.sftp_check(target(sshd, tmp_path / "x", known_hosts=str(empty)))
+    assert info.value.details == {"reason": "host_key_unknown", "option": "sftp.known_hosts"}
+
+
+def test_missing_known_hosts_is_refused_when_strict(sshd, tmp_path):
+    with pytest.raises(TransportError, match="does not exist") as info:
+        transport.sftp_check(target(sshd, tmp_path / "x", known_hosts=str(tmp_path / "none")))
+    assert info.value.details["option"] == "sftp.known_hosts"
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    other = sshd_fixture.write_keypair(str(tmp_path / "other"))
+    known = tmp_path / "known_hosts"
+    known.write_text("[127.0.0.1]:%d %s\n" % (sshd.port, other))
+    for checking in ("strict", "accept_new"):  # accept_new accepts new hosts, never changed keys
+        with pytest.raises(TransportError, match="does not match") as info:
+            transport.sftp_check(target(sshd, tmp_path / "x", known_hosts=str(known), host_key_checking=checking))
+        assert info.value.details["reason"] == "host_key_mismatch"
+
+
+def test_accept_new_records_the_key(sshd, tmp_path):
+    known = tmp_path / "known_hosts"
+    transport.sftp_check(target(sshd, tmp_path / "x", known_hosts=str(known), host_key_checking="accept_new"))
+    assert sshd.host_key_line.split()[2] in known.read_text()
+    transport.sftp_check(target(sshd, tmp_path / "x", known_hosts=str(known)))  # now known, strict passes
+
+
+def test_wrong_client_key_fails_authentication(sshd, tmp_path):
+    sshd_fixture.write_keypair(str(tmp_path / "stranger"))
+    with pytest.raises(TransportError, match="authentication") as info:
+        transport.sftp_check(target(sshd, tmp_path / "x", private_key=str(tmp_path / "stranger")))
+    assert info.value.details["option"] == "sftp.private_key"
+
+
+def test_missing_remote_directory(sshd, tmp_path):
+    with pytest.raises(TransportError, match="does not exist") as info:
+        transport.sftp_check(target(sshd, tmp_path / "nowhere" / "image.qstream"))
+    assert info.value.details["option"] == "sftp.path"
+    src = make_file(tmp_path / "image", 10)
+    with pytest.raises(TransportError) as info:
+        transport.send_sftp(src, sealer(), target(sshd, tmp_path / "nowhere" / "image.qstream"))
+    assert info.value.details["option"] == "sftp.path"
+
+
+def test_failed_upload_leaves_no_partial_file(sshd, tmp_path):
+    src = make_file(tmp_path / "image", 3 * MiB)
+    remote = tmp_path / "dc"
+    (remote / "image.qstream").mkdir(parents=True)  # the final rename cannot replace a directory
+    with pytest.raises(TransportError, match="partial upload was removed"):
+        transport.send_sftp(src, sealer(), target(sshd, remote / "image.qstream"))
+    assert os.listdir(str(remote)) == ["image.qstream"] and os.listdir(str(remote / "image.qstream")) == []
+
+
+def test_upload_replaces_an_older_file_atomically(sshd, tmp_path):
+    remote = tmp_path / "dc"
+    remote.mkdir()
+    (remote / "image.qstream").write_bytes(b"old")
+    src = make_file(tmp_path / "image", 1000)
+    transport.send_sftp(src, sealer(), target(sshd, remote / "image.qstream"))
+    transport.receive_file(str(remote / "image.qstream"), str(remote / "image"), lambda h: [KEY])
+    assert transport.file_sha256(str(remote / "image")) == transport.file_sha256(src)
+
+
+def test_nothing_listening(tmp_path):
+    port = sshd_fixture.free_port()
+    with pytest.raises(TransportError) as info:
+        transport.sftp_check(SftpTarget(host="127.0.0.1", port=port, path="/tmp/x", timeout=0.5,
+                                        known_hosts=str(tmp_path / "kh"), host_key_checking="accept_new"))
+    assert info.value.details["option"] == "sftp.host"
+
+
+def test_the_fixture_stops_its_sshd(tmp_path):
+    server = sshd_fixture.Sshd(str(tmp_path / "sshd")).start()
+    server.stop()
+    assert server.process.returncode is not None
+    shutil.rmtree(str(tmp_path / "sshd"))

@@ -1,11 +1,12 @@
 """python -m qkdlab.vim install|start|stop|status [--lab-dir DIR] [--json]
 
 The VIM on its own, without the rest of the lab. --lab-dir defaults to $QKDLAB_DIR or the
-repository's .lab directory.
+repository's .lab directory; QKDLAB_PORT_OFFSET moves every default port, as for the whole lab.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -23,7 +24,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     lab_dir = args.lab_dir or str(default_lab_dir())
     began = time.monotonic()
-    ports = {}
+    offset = int(os.environ.get("QKDLAB_PORT_OFFSET", "0") or 0)
+    ports = {name: port + offset for name, port in DEFAULT_PORTS.items()}
     for item in args.port:
         name, _, port = item.partition("=")
         if name not in DEFAULT_PORTS or not port.isdigit():

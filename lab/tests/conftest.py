@@ -69,11 +69,14 @@ def lab_topology(make_topology):
 
 def run_lab(topology_path, lab_dir, *args, check=True):
     """Run `python -m qkdlab --topology P --lab-dir D ARGS...` as an operator would."""
+    import os
     import subprocess
+    # The topology and lab directory are explicit: no QKDLAB_* setting of the caller applies.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QKDLAB_")}
     proc = subprocess.run([sys.executable, "-m", "qkdlab", "--topology", str(topology_path),
                            "--lab-dir", str(lab_dir), *args],
                           cwd=str(Path(__file__).resolve().parents[1]), capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=env)
     if check and proc.returncode != 0:
         raise AssertionError("qkdlab %s failed (%d):\n%s%s" % (" ".join(args), proc.returncode,
                                                               proc.stdout, proc.stderr))

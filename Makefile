@@ -81,7 +81,17 @@ lab-up: venv
 lab-down: venv
 	$(LAB) down
 
-demo: deps venv collection lab-up
+# The paper's workflow on the lab: a 256 MiB demo VNF image, a warm-up of the time-shared QKD
+# receiver (the scheduler visits every Alice so each DC's link holds keys), then the distribution to
+# three DCs, first in check mode (changes nothing), then for real, with its report.
+DEMO_IMAGE ?= demo-vnf.raw
+DEMO_TARGETS ?= ["node2", "node3", "node4"]
+PLAY := ansible-playbook -i inventory/lab
+demo: deps venv collection vim-install lab-up
+	$(PLAY) playbooks/make_demo_image.yml -e demo_image_name=$(DEMO_IMAGE)
+	$(PLAY) playbooks/scheduler_loop.yml -e qkd_scheduler_ticks=25 -e qkd_scheduler_period=1
+	$(PLAY) playbooks/distribute_vnf.yml --check -e vnf_image=$(DEMO_IMAGE) -e '{"vnf_targets": $(DEMO_TARGETS)}'
+	$(PLAY) playbooks/distribute_vnf.yml -e vnf_image=$(DEMO_IMAGE) -e '{"vnf_targets": $(DEMO_TARGETS)}'
 
 clean: lab-down
 	rm -rf $(VENV) $(COLLECTIONS) tests/output

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ansible_collections.qkd.nfv.plugins.module_utils import qstream
+from ansible_collections.qkd.nfv.plugins.module_utils import pqc, qstream
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 
 WRITE_LIMIT = 256 << 10     # write() slices into the page cache: 1 MiB ones cost 2-5x the CPU (measured)
@@ -65,10 +65,12 @@ class Sent:
     key_bits: int
     mode: str
     changed: bool = True
+    protected_by: tuple = ()
+    manifest: dict | None = None       # the signed manifest, when the sender signed one
 
 
 @dataclass
-class Received:
+class Received:  # pylint: disable=too-many-instance-attributes
     dest: str
     key_ids: list
     size: int
@@ -78,6 +80,11 @@ class Received:
     mode: str
     changed: bool = True
     confirmation: bytes = field(default=b"", repr=False)
+    protected_by: tuple = ()
+    master_sae_id: str | None = None
+    manifest: dict | None = None       # the stream's manifest, verified or not (see signature_verified)
+    manifest_path: str | None = None
+    signature_verified: bool = False
 
 
 # --- the pipeline ------------------------------------------------------------------------------
@@ -215,24 +222,34 @@ def seal(fin, sealer, write):
     return totals["size"], digest.hexdigest(), totals["wire"]
 
 
-def unseal(fin, header, keys, out_fd):
+@dataclass
+class _Unsealed:
+    size: int
+    sha256: str
+    confirmation: bytes = field(default=b"", repr=False)
+    trailer: qstream.Trailer | None = None
+    manifest: dict | None = None
+
+
+def unseal(fin, header, keys, out_fd, kem_secret=None, approve=None):
     """Verify and decrypt the payload that follows `header` in fin into the file descriptor out_fd.
 
-    -> (plaintext size, SHA-256 hex, confirmation tag). Verified chunks may reach out_fd before a
-    later one fails: write into a temporary file (see AtomicFile).
+    keys: the QKD keys (none in mode pqc); kem_secret: the ML-KEM secret (modes hybrid and pqc);
+    approve(header, trailer) -> manifest document, raising when the image must not be installed.
+    Verified chunks may reach out_fd before a later one fails: write into a temporary file (see AtomicFile).
     """
     if header.mode == qstream.MODE_OTP:
         body = qstream.read_exact(fin, header.plaintext_size + qstream.TAG_BYTES + 1)
         data = qstream.otp_open(header, body, keys)
         _write_all(_fd_writer(out_fd), memoryview(data))
-        return len(data), hashlib.sha256(data).hexdigest(), b""
-    opener = qstream.StreamOpener(header, keys[0])
+        return _Unsealed(len(data), hashlib.sha256(data).hexdigest())
+    opener = qstream.StreamOpener(header, keys[0] if keys else None, kem_secret)
     pipe = _Pipeline()
     free_frames = pipe.queue(_buffers(opener.frame_capacity))
     free_chunks = pipe.queue(_buffers(header.chunk_size))
     to_open, to_hash, to_write = pipe.queue(), pipe.queue(), pipe.queue()
     digest = hashlib.sha256()
-    result = {"size": 0}
+    result = {"size": 0, "trailer": None, "manifest": None}
 
     def receive():
         prefix = bytearray(qstream.FRAME_PREFIX_SIZE)
@@ -267,7 +284,10 @@ def unseal(fin, header, keys, out_fd):
             digest.update(memoryview(item[0])[:item[1]])
             result["size"] += item[1]
             to_write.put(item)
-        qstream.check_trailer(header, item[1], result["size"], digest.digest())
+        trailer = result["trailer"] = item[1]
+        qstream.check_trailer(header, trailer, result["size"], digest.digest())
+        if approve is not None:
+            result["manifest"] = approve(header, trailer)
         to_write.put(_END)
 
     def write():
@@ -278,7 +298,8 @@ def unseal(fin, header, keys, out_fd):
     for stage in (decrypt, hash_, write):
         pipe.start(stage)
     pipe.run(receive)
-    return result["size"], digest.hexdigest(), opener.confirmation(result["size"], digest.digest())
+    return _Unsealed(result["size"], digest.hexdigest(), opener.confirmation(result["size"], digest.digest()),
+                     result["trailer"], result["manifest"])
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -412,12 +433,15 @@ def send_file(src, dest, sealer, fsync=True):
     return _sent(sealer, size, sha256, wire, start)
 
 
-def receive(fin, dest, key_for, expected_sha256=None, fsync=True):
+def receive(fin, dest, key_for, expected_sha256=None, fsync=True, policy=None):
     """Read a qstream from fin and install its verified plaintext as `dest`.
 
-    key_for(header) -> the keys (bytes, in header.key_ids order); it is called only when the image
-    must be installed: when `dest` already holds expected_sha256 (or the SHA-256 the header
-    announces) nothing is consumed and Received.changed is False.
+    key_for(header) -> the QKD keys (bytes, in header.key_ids order); it is called only when the
+    image must be installed and the stream names key_IDs: when `dest` already holds expected_sha256
+    (or the SHA-256 the header announces) nothing is consumed and Received.changed is False.
+    policy (pqc.ReceiverPolicy): admits the header before any key is taken, decapsulates the
+    ML-KEM secret, approves the signed manifest before the rename. A manifest is installed beside
+    the image (<dest>.manifest.json and .sig), before the image.
     """
     start = time.monotonic()
     header = qstream.read_header(fin)
@@ -425,25 +449,35 @@ def receive(fin, dest, key_for, expected_sha256=None, fsync=True):
     want = expected_sha256 or announced
     if want and file_sha256(dest) == want:
         return Received(dest=dest, key_ids=list(header.key_ids), size=os.path.getsize(dest), sha256=want,
-                        seconds=time.monotonic() - start, key_bits=0, mode=header.mode_name, changed=False)
+                        seconds=time.monotonic() - start, key_bits=0, mode=header.mode_name, changed=False,
+                        protected_by=header.protected_by, master_sae_id=header.master_sae_id)
+    if policy is not None:
+        policy.admit(header)
     with AtomicFile(dest) as out:
         _check_space(dest, header.plaintext_size)
-        keys = key_for(header)
-        size, sha256, confirmation = unseal(fin, header, keys, out.fd)
-        if expected_sha256 and sha256 != expected_sha256:
+        kem_secret = policy.kem_secret(header) if policy is not None else None  # local: before a key is spent
+        keys = key_for(header) if header.key_ids else []
+        unsealed = unseal(fin, header, keys, out.fd, kem_secret, policy.approve if policy is not None else None)
+        if expected_sha256 and unsealed.sha256 != expected_sha256:
             raise TransportError("sha256: the image received has SHA-256 %s, not the expected %s; "
-                                 "nothing was installed" % (sha256, expected_sha256),
+                                 "nothing was installed" % (unsealed.sha256, expected_sha256),
                                  reason="checksum_mismatch", option="sha256")
+        manifest_path = None
+        if unsealed.trailer is not None and unsealed.trailer.manifest:
+            manifest_path = pqc.write_manifest(dest, unsealed.trailer)
         out.commit(fsync)
-    return Received(dest=dest, key_ids=list(header.key_ids), size=size, sha256=sha256,
-                    seconds=time.monotonic() - start, key_bits=sum(len(key) for key in keys) * 8,
-                    mode=header.mode_name, confirmation=confirmation)
+    key_bits = sum(len(key) for key in keys) * 8
+    return Received(dest=dest, key_ids=list(header.key_ids), size=unsealed.size, sha256=unsealed.sha256,
+                    seconds=time.monotonic() - start, key_bits=key_bits, mode=header.mode_name,
+                    confirmation=unsealed.confirmation, protected_by=header.protected_by,
+                    master_sae_id=header.master_sae_id, manifest=unsealed.manifest, manifest_path=manifest_path,
+                    signature_verified=bool(policy is not None and policy.signature_verified))
 
 
-def receive_file(src, dest, key_for, expected_sha256=None, fsync=True):
+def receive_file(src, dest, key_for, expected_sha256=None, fsync=True, policy=None):
     """Install the verified plaintext of the qstream file `src` as `dest`."""
     with open_source(src) as fin:
-        return receive(fin, dest, key_for, expected_sha256, fsync)
+        return receive(fin, dest, key_for, expected_sha256, fsync, policy)
 
 
 def _check_space(dest, size):
@@ -457,8 +491,10 @@ def _check_space(dest, size):
 
 def _sent(sealer, size, sha256, wire, start, changed=True):
     key_ids = list(sealer.header.key_ids)
+    signer = getattr(sealer, "signer", None)
     return Sent(key_ids=key_ids, size=size, sha256=sha256, wire_bytes=wire, seconds=time.monotonic() - start,
-                key_bits=sealer.key_bits, mode=qstream.MODE_NAMES[sealer.mode], changed=changed)
+                key_bits=sealer.key_bits, mode=qstream.MODE_NAMES[sealer.mode], changed=changed,
+                protected_by=qstream.PROTECTED_BY[sealer.mode], manifest=signer.document if signer else None)
 
 
 # --- TCP ---------------------------------------------------------------------------------------
@@ -485,7 +521,7 @@ def listen(bind, port, option="port"):
     return sock
 
 
-def receive_tcp(listener, dest, key_for, timeout=300.0, expected_sha256=None, fsync=True):
+def receive_tcp(listener, dest, key_for, timeout=300.0, expected_sha256=None, fsync=True, policy=None):
     """Accept one sender on `listener`, install its image as `dest`, acknowledge, close."""
     listener.settimeout(timeout)
     try:
@@ -500,7 +536,7 @@ def receive_tcp(listener, dest, key_for, timeout=300.0, expected_sha256=None, fs
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         fin = conn.makefile("rb", buffering=0)
         try:
-            received = receive(fin, dest, key_for, expected_sha256, fsync)
+            received = receive(fin, dest, key_for, expected_sha256, fsync, policy)
         except socket.timeout:
             _refuse(conn, "timeout", "the sender went silent for %s seconds" % timeout)
             raise TransportError("timeout: the sender went silent for %s seconds; nothing was installed"
@@ -590,7 +626,8 @@ def send_tcp(src, host, port, sealer, timeout=300.0):
                 if status == ACK_PRESENT:
                     return Sent(key_ids=list(sealer.header.key_ids), size=0, sha256=body[8:40].hex(),
                                 wire_bytes=0, seconds=time.monotonic() - start, key_bits=sealer.key_bits,
-                                mode=qstream.MODE_NAMES[sealer.mode], changed=False)
+                                mode=qstream.MODE_NAMES[sealer.mode], changed=False,
+                                protected_by=qstream.PROTECTED_BY[sealer.mode])
                 raise TransportError("the receiver at %s:%s answered before the end of the stream"
                                      % (host, port), reason="protocol") from None
             status, body = _read_ack(sock, timeout, "%s:%s" % (host, port))
@@ -631,7 +668,7 @@ def _check_installed(status, body, sealer, size, sha256, host, port):
     if (their_size, their_sha) != (size, sha256):
         raise TransportError("the receiver at %s:%s reports %d bytes with SHA-256 %s; %d bytes with %s "
                              "were sent" % (host, port, their_size, their_sha, size, sha256), reason="protocol")
-    if sealer.mode == qstream.MODE_AEAD and not hmac.compare_digest(
+    if sealer.mode != qstream.MODE_OTP and not hmac.compare_digest(
             body[40:], sealer.confirmation(size, bytes.fromhex(sha256))):
         raise TransportError("the acknowledgement from %s:%s does not prove the key: it did not come from "
                              "the intended receiver" % (host, port), reason="confirmation")

@@ -23,6 +23,19 @@ description:
   - With O(key_mode=otp) small files (O(otp_max_size)) are instead XORed with a one-time pad as long as the
     data and authenticated with a Poly1305 one-time authenticator; that takes O(otp_max_size)-scale
     amounts of key, reported in RV(key_bits).
+  - B(Post-quantum protection beside QKD.) With O(receiver_public_key), the DC's pinned ML-KEM-768 public key
+    (from M(qkd.nfv.pqc_keypair)), the stream is in key mode V(hybrid) by default; its key is derived from
+    both the QKD key and an ML-KEM-768 shared secret, so the image stays confidential if either holds, also
+    against a trusted node that relayed the QKD key. V(pqc) uses ML-KEM-768 alone, for a DC without a QKD
+    link; the result says so (RV(protected_by)) and the module warns.
+  - B(Signed catalogue.) With O(signing_key), the CO's ML-DSA-65 key, the stream ends with a manifest (image
+    name, SHA-256, size, key_IDs, key mode, destination, time, and the stream's header) signed once the
+    SHA-256 is known, inside the encrypted trailer. M(qkd.nfv.image_receive) verifies it against the pinned
+    public key before it installs the image, and M(qkd.nfv.vnf_instance) with C(require_signature) before
+    it imports it.
+  - B(Audit trail.) Every transfer is recorded as one JSON line in O(audit_log), with the key_IDs, key mode,
+    image SHA-256, destination and the result, never key material (see C(docs/audit.md)); M(qkd.nfv.audit_info)
+    reads it.
   - Key material never appears in the result, the logs or error messages.
 author:
   - qkd.nfv contributors (@qkd-nfv)
@@ -33,10 +46,10 @@ attributes:
   check_mode:
     support: full
     details:
-      - Consumes no key and sends nothing. Checks O(src), the destination (for O(sftp) it connects,
-        verifies the host key, logs in and looks at the remote directory; for O(tcp) it does not connect,
-        since the receiver accepts a single connection), and reads the KME's status of the key pool for
-        O(slave_sae_id).
+      - Consumes no key, sends nothing and writes no audit line. Checks O(src), the destination (for O(sftp)
+        it connects, verifies the host key, logs in and looks at the remote directory; for O(tcp) it does not
+        connect, since the receiver accepts a single connection), loads O(receiver_public_key) and
+        O(signing_key), and reads the KME's status of the key pool for O(slave_sae_id).
   diff_mode:
     support: none
   idempotent:
@@ -185,12 +198,46 @@ options:
     type: str
   key_mode:
     description:
-      - V(aead) encrypts with AES-256-GCM under one 256-bit key, whatever the size of O(src).
+      - V(auto) is V(hybrid) when O(receiver_public_key) is given, else V(aead).
+      - V(aead) encrypts with AES-256-GCM under one 256-bit QKD key, whatever the size of O(src).
+      - V(hybrid) derives the AES-256-GCM key with HKDF-SHA256 from the QKD key and an ML-KEM-768 shared
+        secret encapsulated to O(receiver_public_key); the KEM ciphertext travels in the stream's
+        authenticated header. Confidential if either the QKD key or ML-KEM-768 holds.
+      - V(pqc) uses the ML-KEM-768 secret alone, for a DC without a QKD link; no KME is contacted and no
+        QKD key is used. Requires O(receiver_public_key) and none of O(slave_sae_id), O(key), O(key_file).
       - V(otp) uses a one-time pad as long as O(src) plus 256 bits for the authenticator, taken from the KME
         as several keys if needed; only for files up to O(otp_max_size).
+      - A receiver that has an ML-KEM key pair refuses V(aead) and V(otp) streams unless told otherwise
+        (its C(require_mode)).
     type: str
-    choices: [aead, otp]
-    default: aead
+    choices: [auto, aead, hybrid, pqc, otp]
+    default: auto
+  receiver_public_key:
+    description:
+      - The receiving DC's ML-KEM-768 public key, pinned by the CO (for example from the inventory), as PEM text
+        as M(qkd.nfv.pqc_keypair) returns it, the path of a PEM file on this host, or base64.
+      - Selects O(key_mode=hybrid) by default.
+    type: str
+  signing_key:
+    description:
+      - The CO's ML-DSA-65 private key file (made with M(qkd.nfv.pqc_keypair), mode C(0600)). The stream then
+        ends with a manifest of the image signed with it. Not with O(key_mode=otp).
+    type: path
+  image_name:
+    description:
+      - The image's name in the signed manifest. Defaults to the file name of O(src).
+    type: str
+  audit:
+    description:
+      - Record the transfer in the key-usage audit trail O(audit_log). V(false) switches the record off.
+    type: bool
+    default: true
+  audit_log:
+    description:
+      - The audit trail, a file of JSON lines on this host (created C(0600)). The module fails before taking a
+        key if it cannot append to it.
+      - Defaults to the environment variable E(QKD_NFV_AUDIT_LOG), else C(~/.qkd-nfv/audit.jsonl).
+    type: path
   otp_max_size:
     description: Largest O(src), in bytes, that O(key_mode=otp) accepts.
     type: int
@@ -213,13 +260,17 @@ notes:
     the same key; the next run takes a new one. Errors after the key was taken name its key_ID.
   - For long transfers over O(tcp), start M(qkd.nfv.image_receive) first with C(async) and C(poll=0) on the
     receiving host; this module retries connecting until O(tcp.timeout).
-  - The header of the stream (key_ID, SAE ID, chunk size, image size) travels in clear, authenticated; the
-    image and its SHA-256 are encrypted.
+  - The header of the stream (key_ID, SAE ID, chunk size, image size, and in modes V(hybrid) and V(pqc) the
+    KEM ciphertext and the fingerprint of the receiver's key) travels in clear, authenticated; the image,
+    its SHA-256 and the signed manifest are encrypted.
+  - C(docs/security.md) in the collection describes the threats each mechanism answers.
 requirements:
-  - cryptography >= 42
+  - cryptography >= 42 (>= 47 for O(receiver_public_key) and O(signing_key))
   - paramiko (for O(sftp))
 seealso:
   - module: qkd.nfv.image_receive
+  - module: qkd.nfv.pqc_keypair
+  - module: qkd.nfv.audit_info
   - module: qkd.nfv.qkd_key
   - module: qkd.nfv.key_relay_recover
 """
@@ -300,6 +351,27 @@ EXAMPLES = r"""
     sha256: "{{ sent.sha256 }}"
   delegate_to: dc2
 
+- name: Hybrid QKD + ML-KEM key and a signed manifest (the DC's key pinned in the inventory)
+  qkd.nfv.image_send:
+    src: /srv/images/vnf.qcow2
+    tcp:
+      host: dc2.example.net
+      port: 5700
+    slave_sae_id: sae-dc2
+    receiver_public_key: "{{ hostvars['dc2'].kem_public_key }}"
+    signing_key: /etc/qkd/catalogue-mldsa65.key
+  register: sent
+
+- name: A DC without a QKD link - ML-KEM-768 alone (reported as key_mode pqc)
+  qkd.nfv.image_send:
+    src: /srv/images/vnf.qcow2
+    key_mode: pqc
+    receiver_public_key: /etc/qkd/pinned/dc9-mlkem768.pem
+    signing_key: /etc/qkd/catalogue-mldsa65.key
+    sftp:
+      host: dc9.example.net
+      path: /var/spool/images/vnf.qstream
+
 - name: With a key relayed by trusted nodes
   qkd.nfv.image_send:
     src: /srv/images/vnf.qcow2
@@ -316,15 +388,50 @@ key_id:
   type: str
   sample: bc490419-7d60-487f-adc1-4ddcc177c139
 key_ids:
-  description: Every key_ID used, in pad order (one with O(key_mode=aead)).
+  description: Every key_ID used, in pad order (one with O(key_mode=aead) and V(hybrid), none with V(pqc)).
   returned: success, unless skipped
   type: list
   elements: str
 key_bits:
-  description: QKD key bits taken for this transfer (256 with O(key_mode=aead), 0 when skipped or in check mode).
+  description:
+    - QKD key bits taken for this transfer (256 with O(key_mode=aead) and V(hybrid); 0 with V(pqc), when skipped
+      or in check mode).
   returned: always
   type: int
   sample: 256
+protected_by:
+  description: What keeps the image confidential in this key mode, V(qkd) and/or V(ml-kem-768).
+  returned: always
+  type: list
+  elements: str
+  sample: [qkd, ml-kem-768]
+signed:
+  description: Whether the stream carries a manifest signed with O(signing_key).
+  returned: always
+  type: bool
+manifest:
+  description: The signed manifest (what the DC verifies); no key material.
+  returned: when sent with O(signing_key)
+  type: dict
+  sample:
+    format: qkd.nfv/manifest/v1
+    image: {name: vnf.qcow2, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, bytes: 2147483648}
+    key_ids: [bc490419-7d60-487f-adc1-4ddcc177c139]
+    key_mode: hybrid
+    destination: tcp://dc2.example.net:5700
+    time: "2026-05-04T10:11:12Z"
+receiver_key_sha256:
+  description: SHA-256 of O(receiver_public_key) (DER), as written into the stream's header.
+  returned: when O(receiver_public_key) is given
+  type: str
+signer_key_sha256:
+  description: SHA-256 of the public key of O(signing_key) (DER), which the DC pins.
+  returned: when O(signing_key) is given
+  type: str
+audit_log:
+  description: The audit trail the transfer was recorded in.
+  returned: when recorded
+  type: str
 bytes:
   description: Size of O(src) in bytes.
   returned: always
@@ -349,7 +456,7 @@ mb_per_s:
   type: float
   sample: 692.7
 key_mode:
-  description: V(aead) or V(otp).
+  description: The key mode used, V(aead), V(hybrid), V(pqc) or V(otp) (V(auto) resolved).
   returned: always
   type: str
 master_sae_id:
@@ -367,12 +474,13 @@ import base64
 import binascii
 import os
 
-from ansible_collections.qkd.nfv.plugins.module_utils import qstream, transport
+from ansible_collections.qkd.nfv.plugins.module_utils import audit, pqc, qstream, transport
 from ansible_collections.qkd.nfv.plugins.module_utils.common import kme_argument_spec, run_module
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import kme_client_from_params
 
 KME_REQUIRED = ('kme_url', 'kme_id', 'client_cert', 'client_key')
+QKD_SOURCES = ('slave_sae_id', 'key', 'key_file')
 
 
 def argument_spec():
@@ -403,17 +511,22 @@ def argument_spec():
         key_file=dict(type='path', no_log=False),
         key=dict(type='str', no_log=True),
         key_id=dict(type='str'),
-        key_mode=dict(type='str', default='aead', choices=['aead', 'otp']),
+        key_mode=dict(type='str', default='auto', choices=['auto', 'aead', 'hybrid', 'pqc', 'otp']),
+        receiver_public_key=dict(type='str', no_log=False),
+        signing_key=dict(type='path', no_log=False),
+        image_name=dict(type='str'),
         otp_max_size=dict(type='int', default=qstream.OTP_DEFAULT_LIMIT),
         chunk_size=dict(type='int', default=qstream.DEFAULT_CHUNK_SIZE),
         skip_if_remote_sha256=dict(type='str'),
+        audit=dict(type='bool', default=True),
+        audit_log=dict(type='path'),
     )
     return spec
 
 
 MODULE_KWARGS = dict(
     supports_check_mode=True,
-    required_one_of=[('dest', 'tcp', 'sftp'), ('slave_sae_id', 'key', 'key_file')],
+    required_one_of=[('dest', 'tcp', 'sftp')],
     mutually_exclusive=[('dest', 'tcp', 'sftp'), ('slave_sae_id', 'key', 'key_file'), ('slave_sae_id', 'key_id')],
     required_by={'key': 'key_id', 'key_file': 'key_id'},
 )
@@ -421,48 +534,96 @@ MODULE_KWARGS = dict(
 
 def run(module):
     params = module.params
-    check_options(params)
+    mode = check_options(params)
     size = source_size(params['src'])
-    result = dict(changed=True, key_mode=params['key_mode'], bytes=size, key_bits=0)
+    pins = Pins(params)
+    result = dict(changed=True, key_mode=mode, bytes=size, key_bits=0,
+                  protected_by=list(qstream.PROTECTED_BY[MODES[mode]]), signed=pins.signer_key is not None)
+    result.update(pins.fingerprints())
+    if mode == 'pqc':
+        module.warn("key_mode pqc: no QKD key protects this image; its confidentiality rests on ML-KEM-768 alone")
     if params['skip_if_remote_sha256']:
         result['sha256'] = transport.file_sha256(params['src'])
         if result['sha256'] == params['skip_if_remote_sha256'].lower():
             result.update(changed=False, msg="the receiver already holds this image; nothing was sent")
             return result
     check_destination(params)
-    if params['slave_sae_id']:
-        with kme_client_from_params(params) as client:
-            status = client.status(params['slave_sae_id'])
-            result['status'] = status
-            master = params['master_sae_id'] or status.get('master_SAE_ID')
-            otp_keys = otp_request(params, status, size) if params['key_mode'] == 'otp' else None
-            if module.check_mode:
-                return result
-            sealer = sealer_from_kme(params, client, master, size, otp_keys)
-    else:
-        master = params['master_sae_id']
-        sealer = sealer_from_given_key(params, master, size)
-        if module.check_mode:
-            return result
-    sent = send(params, sealer)
+    if module.check_mode:
+        if params['slave_sae_id']:
+            with kme_client_from_params(params) as client:
+                result['status'] = client.status(params['slave_sae_id'])
+                if mode == 'otp':
+                    otp_request(params, result['status'], size)
+        return result
+    with audit.open_for(params) as trail:
+        record = AuditRecord(params, mode, pins)
+        try:
+            sent, master = take_key_and_send(params, mode, size, pins, result)
+        except QkdNfvError as exc:
+            trail.append(record.failed(exc))
+            raise
+        trail.append(record.done(sent, master))
+        if trail.path:
+            result['audit_log'] = trail.path
     if params['key_file']:
         os.unlink(params['key_file'])  # the key has done its work
-    result.update(changed=sent.changed, key_id=sent.key_ids[0], key_ids=sent.key_ids, key_bits=sent.key_bits,
-                  sha256=sent.sha256, wire_bytes=sent.wire_bytes, seconds=round(sent.seconds, 3),
-                  mb_per_s=round(sent.size / max(sent.seconds, 1e-9) / 1e6, 1), master_sae_id=master)
+    result.update(changed=sent.changed, key_id=sent.key_ids[0] if sent.key_ids else None, key_ids=sent.key_ids,
+                  key_bits=sent.key_bits, sha256=sent.sha256, wire_bytes=sent.wire_bytes,
+                  seconds=round(sent.seconds, 3), mb_per_s=round(sent.size / max(sent.seconds, 1e-9) / 1e6, 1),
+                  master_sae_id=master)
+    if sent.manifest:
+        result['manifest'] = sent.manifest
     if not sent.changed:
         result['msg'] = "the receiver already held this image and installed nothing"
     return result
 
 
+MODES = {'aead': qstream.MODE_AEAD, 'hybrid': qstream.MODE_HYBRID, 'pqc': qstream.MODE_PQC, 'otp': qstream.MODE_OTP}
+
+
+def take_key_and_send(params, mode, size, pins, result):
+    """Take the QKD key(s) (none in mode pqc), seal and send; -> (Sent, master SAE ID)."""
+    if params['slave_sae_id']:
+        with kme_client_from_params(params) as client:
+            status = client.status(params['slave_sae_id'])
+            result['status'] = status
+            master = params['master_sae_id'] or status.get('master_SAE_ID')
+            otp_keys = otp_request(params, status, size) if mode == 'otp' else None
+            sealer = sealer_from_kme(params, client, master, size, otp_keys, pins)
+    else:
+        master = params['master_sae_id']
+        sealer = sealer_from_given_key(params, master, size, pins)
+    return send(params, sealer), master
+
+
 def check_options(params):
+    """-> the key mode (auto resolved); bad combinations fail before anything is read or taken."""
+    mode = params['key_mode']
+    if mode == 'auto':
+        mode = 'hybrid' if params['receiver_public_key'] else 'aead'
+    qkd_source = next((name for name in QKD_SOURCES if params[name]), None)
+    if mode in ('hybrid', 'pqc') and not params['receiver_public_key']:
+        raise QkdNfvError("key_mode %s needs receiver_public_key, the receiving DC's ML-KEM-768 public key (from "
+                          "qkd.nfv.pqc_keypair)" % mode, option='receiver_public_key')
+    if mode in ('aead', 'otp') and params['receiver_public_key']:
+        raise QkdNfvError("receiver_public_key is given, but key_mode %s would not use it: use key_mode hybrid "
+                          "(or auto)" % mode, option='key_mode')
+    if mode == 'pqc' and qkd_source:
+        raise QkdNfvError("key_mode pqc uses no QKD key: leave out %s (or use key_mode hybrid)" % qkd_source,
+                          option='key_mode')
+    if mode != 'pqc' and not qkd_source:
+        raise QkdNfvError("key_mode %s needs a QKD key: set slave_sae_id (a new key from the KME), or key_file or "
+                          "key with key_id" % mode, option='slave_sae_id')
+    if mode == 'otp' and params['signing_key']:
+        raise QkdNfvError("signing_key: a signed manifest needs key_mode aead, hybrid or pqc, not otp",
+                          option='signing_key')
     if params['slave_sae_id']:
         missing = [name for name in KME_REQUIRED if not params[name]]
         if missing:
             raise QkdNfvError("%s required to take a key from the KME (or give key_file or key with key_id)"
                               % (" and ".join(missing) + (" is" if len(missing) == 1 else " are")),
                               option=missing[0])
-    elif params['key_mode'] == 'otp':
+    elif mode == 'otp':
         raise QkdNfvError("key_mode otp takes its keys from the KME: set slave_sae_id instead of key or key_file",
                           option='key_mode')
     if not 4096 <= params['chunk_size'] <= qstream.MAX_CHUNK_SIZE:
@@ -478,6 +639,67 @@ def check_options(params):
     tcp = params['tcp']
     if tcp and not 1 <= tcp['port'] <= 65535:
         raise QkdNfvError("tcp.port must be between 1 and 65535, not %d" % tcp['port'], option='tcp.port')
+    return mode
+
+
+class Pins:
+    """The receiver's pinned ML-KEM key and the CO's signing key, loaded before any key is taken."""
+
+    def __init__(self, params):
+        self.recipient = self.signer_key = None
+        if params['receiver_public_key']:
+            self.recipient = pqc.Recipient(pqc.load_public_key(params['receiver_public_key'], pqc.KEM,
+                                                               'receiver_public_key'))
+        if params['signing_key']:
+            self.signer_key = pqc.load_private_key(params['signing_key'], pqc.SIGNATURE, 'signing_key')
+        self.image_name = params['image_name'] or os.path.basename(params['src'])
+        self.destination = destination(params)
+        self.slave_sae_id = params['slave_sae_id']
+
+    def signer(self):
+        """A fresh Signer per stream (it records the manifest it signed)."""
+        if self.signer_key is None:
+            return None
+        return pqc.Signer(self.signer_key, self.image_name, self.destination, self.slave_sae_id)
+
+    def fingerprints(self):
+        found = {}
+        if self.recipient is not None:
+            found['receiver_key_sha256'] = self.recipient.sha256
+        if self.signer_key is not None:
+            found['signer_key_sha256'] = pqc.fingerprint(self.signer_key)
+        return found
+
+
+def destination(params):
+    """Where the stream goes, as the manifest and the audit trail name it."""
+    if params['tcp']:
+        return "tcp://%s:%d" % (params['tcp']['host'], params['tcp']['port'])
+    if params['sftp']:
+        sftp = params['sftp']
+        return "sftp://%s%s:%d%s" % (sftp['user'] + "@" if sftp['user'] else "", sftp['host'], sftp['port'],
+                                     sftp['path'] if sftp['path'].startswith("/") else "/" + sftp['path'])
+    return "file://" + os.path.abspath(params['dest'])
+
+
+class AuditRecord:
+    """The image_send line of the key-usage audit trail (docs/audit.md)."""
+
+    def __init__(self, params, mode, pins):
+        self.base = dict(actor='image_send', event='send', key_mode=mode,
+                         protected_by=list(qstream.PROTECTED_BY[MODES[mode]]), destination=pins.destination,
+                         slave_sae_id=params['slave_sae_id'], image=dict(name=pins.image_name),
+                         signed=pins.signer_key is not None, **pins.fingerprints())
+
+    def done(self, sent, master):
+        record = dict(self.base, result='ok', key_ids=sent.key_ids, key_bits=sent.key_bits, master_sae_id=master,
+                      seconds=round(sent.seconds, 3), changed=sent.changed)
+        record['image'] = dict(self.base['image'], sha256=sent.sha256, bytes=sent.size)
+        return record
+
+    def failed(self, exc):
+        return dict(self.base, result='failed', key_ids=exc.details.get('spent_key_ids', []),
+                    reason=exc.details.get('reason', 'failed'), msg=exc.msg)
 
 
 def is_sha256(text):
@@ -503,14 +725,14 @@ def check_destination(params):
         transport.sftp_check(sftp_target(params))
 
 
-def sealer_from_kme(params, client, master, size, otp_keys):
+def sealer_from_kme(params, client, master, size, otp_keys, pins):  # pylint: disable=too-many-arguments
     """Take the key(s) from the KME; from here on a failure names the key_IDs it spent."""
     slave = params['slave_sae_id']
     if otp_keys is None:
         key = client.enc_keys(slave, number=1, size=qstream.KEY_BYTES * 8)[0]
         return spent_on_failure(lambda: qstream.StreamSealer(
             key.material, key.key_id, master_sae_id=master, chunk_size=params['chunk_size'],
-            plaintext_size=size), [key.key_id])
+            plaintext_size=size, recipient=pins.recipient, signer=pins.signer()), [key.key_id])
     keys = client.enc_keys(slave, number=otp_keys[0], size=otp_keys[1])
     return spent_on_failure(lambda: qstream.OtpSealer([(k.key_id, k.material) for k in keys], master_sae_id=master,
                                                       limit=params['otp_max_size']), [k.key_id for k in keys])
@@ -535,7 +757,10 @@ def otp_request(params, status, size):
     return number, bits
 
 
-def sealer_from_given_key(params, master, size):
+def sealer_from_given_key(params, master, size, pins):
+    if not params['key_file'] and not params['key']:  # key_mode pqc: the ML-KEM secret alone
+        return qstream.StreamSealer(None, None, master_sae_id=master, chunk_size=params['chunk_size'],
+                                    plaintext_size=size, recipient=pins.recipient, signer=pins.signer())
     if params['key_file']:
         try:
             with open(params['key_file'], 'rb') as key_file:
@@ -552,7 +777,7 @@ def sealer_from_given_key(params, master, size):
         raise QkdNfvError("the key must have at least %d bits, it has %d" % (qstream.KEY_BYTES * 8, len(material) * 8),
                           option='key_file' if params['key_file'] else 'key')
     return qstream.StreamSealer(material, params['key_id'], master_sae_id=master, chunk_size=params['chunk_size'],
-                                plaintext_size=size)
+                                plaintext_size=size, recipient=pins.recipient, signer=pins.signer())
 
 
 def spent_on_failure(build, key_ids):
@@ -580,7 +805,9 @@ def send(params, sealer):
             return transport.send_tcp(params['src'], tcp['host'], tcp['port'], sealer, timeout=tcp['timeout'])
         return transport.send_sftp(params['src'], sealer, sftp_target(params))
     except QkdNfvError as exc:
-        key_ids = [pair[0] for pair in sealer.keys] if sealer.mode == qstream.MODE_OTP else [sealer.header.key_id]
+        key_ids = [pair[0] for pair in sealer.keys] if sealer.mode == qstream.MODE_OTP else list(sealer.header.key_ids)
+        if not key_ids:  # key_mode pqc: no QKD key was spent
+            raise
         raise QkdNfvError("%s (key_ID %s was used for this attempt and is spent)" % (exc.msg, ", ".join(key_ids)),
                           spent_key_ids=key_ids, **exc.details) from None
 

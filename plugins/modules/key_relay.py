@@ -22,6 +22,8 @@ description:
     (M(qkd.nfv.qkd_key) or M(qkd.nfv.image_receive)).
   - The outgoing pool is checked before any key is taken, and the incoming key before the outgoing one,
     so an empty pool or a spent key_ID costs no key.
+  - Every relay is recorded as one JSON line in the key-usage audit trail O(audit_log) (both key_IDs, the
+    SAEs, the result; never a key or the relayed value); see C(docs/audit.md).
 author:
   - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
@@ -34,6 +36,7 @@ attributes:
       - Consumes no key. Reads the status of both key pools (incoming and outgoing), which also proves
         the TLS settings and the SAE's certificate, and predicts a change.
       - Whether the KME still holds O(previous_key_id) cannot be known without taking the key.
+      - Writes no audit line.
   diff_mode:
     support: none
   idempotent:
@@ -65,6 +68,17 @@ options:
         is shared with it.
     type: str
     required: true
+  audit:
+    description:
+      - Record the relay in the key-usage audit trail O(audit_log). V(false) switches the record off.
+    type: bool
+    default: true
+  audit_log:
+    description:
+      - The audit trail, a file of JSON lines on this host (created C(0600)). The module fails before taking a
+        key if it cannot append to it.
+      - Defaults to the environment variable E(QKD_NFV_AUDIT_LOG), else C(~/.qkd-nfv/audit.jsonl).
+    type: path
 notes:
   - The KME options (O(kme_url), O(client_cert), ...) are this trusted node's own; its SAE is the slave of
     the incoming hop and the master of the outgoing one.
@@ -175,7 +189,9 @@ pools:
     next: {"source_KME_ID": "kme-node2", "target_KME_ID": "kme-node5", "key_size": 256, "stored_key_count": 812}
 """
 
+from ansible_collections.qkd.nfv.plugins.module_utils import audit
 from ansible_collections.qkd.nfv.plugins.module_utils.common import kme_argument_spec, run_module
+from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import kme_client_from_params
 from ansible_collections.qkd.nfv.plugins.module_utils.relay import pool_status, relay
 
@@ -186,6 +202,8 @@ def argument_spec():
         previous_sae_id=dict(type='str', required=True),
         previous_key_id=dict(type='str', required=True, no_log=False),
         next_sae_id=dict(type='str', required=True),
+        audit=dict(type='bool', default=True),
+        audit_log=dict(type='path'),
     )
     return spec
 
@@ -202,7 +220,17 @@ def run(module):
                 module.warn("the KME holds no key for %s yet; a real run would fail without consuming "
                             "the incoming key" % params['next_sae_id'])
             return dict(result, pools=pools)
-        step = relay(client, params['previous_sae_id'], params['previous_key_id'], params['next_sae_id'])
+        with audit.open_for(params) as trail:
+            record = dict(actor='key_relay', event='relay', previous_sae_id=params['previous_sae_id'],
+                          next_sae_id=params['next_sae_id'])
+            try:
+                step = relay(client, params['previous_sae_id'], params['previous_key_id'], params['next_sae_id'])
+            except QkdNfvError as exc:
+                trail.append(dict(record, result='failed', key_ids=[params['previous_key_id']],
+                                  reason=exc.details.get('reason', 'failed'), msg=exc.msg))
+                raise
+            trail.append(dict(record, result='ok', key_ids=[step.previous_key_id, step.key_id], size=step.size,
+                              link=step.hop.link))
     result.update(step.as_dict())
     result['pools'] = dict(next=step.status)
     return result

@@ -22,6 +22,9 @@ description:
     (for example Nova's C(No valid host was found)) is deleted again and the VIM's own message is reported.
   - An existing server of that name that runs another image is rebuilt with the new image (podman
     replaces the container); one that is stopped is started. A different flavor is reported, not resized.
+  - With O(require_signature), the image must come with a manifest signed by the catalogue's ML-DSA-65 key
+    O(signer_public_key) that names its SHA-256 (and size), as M(qkd.nfv.image_receive) keeps it beside the
+    image; otherwise nothing is uploaded or started.
 author:
   - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
@@ -106,8 +109,27 @@ options:
       - With O(state=absent), also delete the image (the one matching O(image) and O(checksum)).
     type: bool
     default: false
+  require_signature:
+    description:
+      - With O(state=present), refuse the image unless O(manifest) is signed by O(signer_public_key) and names the
+        image's SHA-256 (and, with O(image.path), its size). A missing, unsigned, forged or mismatching manifest
+        fails the task before anything is uploaded or started, in check mode too.
+    type: bool
+    default: false
+  manifest:
+    description:
+      - The image's signed manifest; its detached signature is the file of the same name plus C(.sig).
+      - Defaults to O(image.path) followed by C(.manifest.json), where M(qkd.nfv.image_receive) writes it.
+        Required with O(require_signature) when O(image.path) is not given.
+    type: path
+  signer_public_key:
+    description:
+      - The catalogue's ML-DSA-65 public key (PEM text, the path of a PEM file, or base64), pinned on this host.
+        Required with O(require_signature).
+    type: str
 seealso:
   - module: qkd.nfv.image_receive
+  - module: qkd.nfv.pqc_keypair
 """
 
 EXAMPLES = r"""
@@ -136,6 +158,16 @@ EXAMPLES = r"""
       path: /var/lib/vnf/firewall-rootfs.tar
     command: [/bin/busybox, httpd, -f, -p, "127.0.0.1:8080"]
     network: host
+
+- name: Only an image the catalogue signed (its manifest kept by image_receive beside it)
+  qkd.nfv.vnf_instance:
+    cloud: node2
+    name: vnf-firewall
+    image:
+      path: /var/lib/vnf/firewall.raw
+    flavor: vnf.small
+    require_signature: true
+    signer_public_key: "{{ catalogue_public_key }}"
 
 - name: Remove the VNF and its image
   qkd.nfv.vnf_instance:
@@ -197,6 +229,10 @@ server:
   description: The server after the run (id, name, status, image_id, flavor, addresses).
   returned: always
   type: dict
+manifest:
+  description: The verified manifest of the image (name, SHA-256, key_IDs, key mode, signing time, ...).
+  returned: with O(require_signature) and O(state=present)
+  type: dict
 actions:
   description: What the run did (or, in check mode, would do), in order.
   returned: always
@@ -206,7 +242,7 @@ actions:
 """
 
 from ansible_collections.qkd.nfv.plugins.module_utils.common import run_module
-from ansible_collections.qkd.nfv.plugins.module_utils import vim
+from ansible_collections.qkd.nfv.plugins.module_utils import pqc, vim
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -235,6 +271,9 @@ ARGUMENT_SPEC = dict(
     containers_conf=dict(type="path"),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=600),
+    require_signature=dict(type="bool", default=False),
+    manifest=dict(type="path"),
+    signer_public_key=dict(type="str", no_log=False),
 )
 
 
@@ -259,9 +298,12 @@ def run(module):
             raise vim.VimError("command: required with state=present and backend=podman "
                                "(the command the container runs)")
         spec = vim.image_spec(p["image"], p["checksum"])
+        manifest = signed_manifest(p, spec) if p["require_signature"] else None
         result = vim.ensure_present(_backend(p), spec, p["name"], p["flavor"], network=p["network"],
                                     wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
                                     command=p["command"])
+        if manifest is not None:
+            result["manifest"] = manifest
     else:
         spec = None
         if p["purge_image"]:
@@ -274,6 +316,19 @@ def run(module):
     if not module._diff:
         result.pop("diff")
     return result
+
+
+def signed_manifest(p, spec):
+    """The image's manifest, verified against the pinned catalogue key, or a failure naming why."""
+    if not p["signer_public_key"]:
+        raise vim.VimError("signer_public_key: required with require_signature (the catalogue's ML-DSA-65 "
+                           "public key)", option="signer_public_key")
+    manifest = p["manifest"] or (spec.path + pqc.MANIFEST_SUFFIX if spec.path else None)
+    if not manifest:
+        raise vim.VimError("manifest: required with require_signature when image.path is not given",
+                           option="manifest")
+    key = pqc.load_public_key(p["signer_public_key"], pqc.SIGNATURE, "signer_public_key")
+    return pqc.verify_manifest_file(manifest, key, spec.sha256, spec.size)
 
 
 def main():

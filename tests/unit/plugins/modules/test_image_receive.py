@@ -5,14 +5,23 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 
 import pytest
 
-from ansible_collections.qkd.nfv.plugins.module_utils import transport
+from ansible_collections.qkd.nfv.plugins.module_utils import audit, pqc, transport
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import KmeClient
 from ansible_collections.qkd.nfv.plugins.modules import image_receive, image_send
+
+
+@pytest.fixture(autouse=True)
+def audit_trail(tmp_path_factory, monkeypatch):
+    """Each test's key-usage audit trail, away from the home directory and from tmp_path."""
+    path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    monkeypatch.setenv("QKD_NFV_AUDIT_LOG", str(path))
+    return path
 
 
 def as_sae(connection, pki, sae, **extra):
@@ -170,3 +179,77 @@ def test_listen_timeout_without_a_sender(run_main, connection, pki, kme, tmp_pat
     result = run_main(image_receive.main, receive(connection, pki, tmp_path, src=None,
                                                   listen=dict(bind="127.0.0.1", port=port, timeout=0.3)))
     assert result["failed"] and result["reason"] == "timeout" and os.listdir(str(tmp_path)) == []
+
+
+# --- key modes, key pairs and the audit trail ----------------------------------------------------------
+
+@pytest.fixture
+def dc_kem(tmp_path):
+    """This DC's ML-KEM-768 key pair: (private key path, public key PEM)."""
+    key = pqc.generate(pqc.KEM)
+    (tmp_path / "keys").mkdir()
+    path = str(tmp_path / "keys" / "kem.key")
+    pqc.write_private_key(path, key)
+    return path, pqc.public_pem(key)
+
+
+def test_check_mode_refuses_a_downgrade_without_a_key(run_main, connection, pki, kme, tmp_path, sent, dc_kem,
+                                                      audit_trail):
+    result = run_main(image_receive.main, receive(connection, pki, tmp_path, kem_private_key=dc_kem[0],
+                                                  _ansible_check_mode=True))
+    assert result["failed"] and result["reason"] == "downgrade" and "key mode aead" in result["msg"]
+    assert kme.count("dec_keys") == 0 and audit.read(str(audit_trail), actor="image_receive") == ([], 0)
+
+
+@pytest.mark.parametrize("require, accepted", [("qkd", True), ("any", True), ("hybrid", False)])
+def test_require_mode_is_explicit(run_main, connection, pki, kme, tmp_path, sent, dc_kem, require, accepted):
+    result = run_main(image_receive.main, receive(connection, pki, tmp_path, kem_private_key=dc_kem[0],
+                                                  require_mode=require))
+    assert result.get("changed", False) is accepted and result["require_mode" if accepted else "reason"] == (
+        require if accepted else "downgrade")
+
+
+def test_a_key_pair_others_may_read_is_refused(run_main, connection, pki, kme, tmp_path, sent, dc_kem):
+    os.chmod(dc_kem[0], 0o644)
+    result = run_main(image_receive.main, receive(connection, pki, tmp_path, kem_private_key=dc_kem[0]))
+    assert result["failed"] and result["reason"] == "key_permissions" and result["option"] == "kem_private_key"
+    assert kme.count("dec_keys") == 0
+
+
+def test_a_pqc_only_dc_has_no_kme_and_cannot_take_a_qkd_key(run_main, tmp_path, dc_kem):
+    src = make_file(tmp_path / "image", 2000)
+    run_main(image_send.main, dict(src=src, dest=str(tmp_path / "q"), key=base64.b64encode(bytes(32)).decode(),
+                                   key_id="k-1", master_sae_id="sae-a", receiver_public_key=dc_kem[1]))
+    result = run_main(image_receive.main, dict(src=str(tmp_path / "q"), dest=str(tmp_path / "out"),
+                                               kem_private_key=dc_kem[0]))
+    assert result["failed"] and result["reason"] == "kme_options" and "no KME options" in result["msg"]
+    assert not os.path.exists(str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("extra, option", [
+    (dict(kme_url=None, kme_id=None, client_cert=None, client_key=None), "kme_url"),
+    (dict(kme_id=None), "kme_id"),
+    (dict(require_mode="pqc"), "kem_private_key"),
+    (dict(signer_public_key="not a key"), "signer_public_key"),
+    (dict(manifest_max_age=-1), "manifest_max_age"),
+])
+def test_bad_pq_options_fail_before_any_key(run_main, connection, pki, kme, tmp_path, sent, extra, option):
+    result = run_main(image_receive.main, receive(connection, pki, tmp_path, **extra))
+    assert result["failed"] and result["option"] == option and kme.count("dec_keys") == 0
+
+
+def test_a_refused_stream_is_recorded_as_refused(run_main, connection, pki, kme, tmp_path, sent, dc_kem, audit_trail):
+    run_main(image_receive.main, receive(connection, pki, tmp_path, kem_private_key=dc_kem[0]))
+    record = audit.read(str(audit_trail))[0][-1]
+    assert record["actor"] == "image_receive" and record["result"] == "refused" and record["reason"] == "downgrade"
+    assert record["key_ids"] == [sent["key_id"]] and record["key_taken"] is False
+    assert record["require_mode"] == "hybrid" and record["source"] == "file://" + str(tmp_path / "q")
+
+
+def test_a_tampered_stream_is_recorded_with_the_spent_key(run_main, connection, pki, kme, tmp_path, sent, audit_trail):
+    with open(str(tmp_path / "q"), "r+b") as qstream_file:
+        qstream_file.seek(100000)
+        qstream_file.write(b"\x00\x01\x02")
+    run_main(image_receive.main, receive(connection, pki, tmp_path))
+    record = audit.read(str(audit_trail), actor="image_receive")[0][-1]
+    assert record["result"] == "failed" and record["reason"] == "tampered" and record["key_taken"] is True

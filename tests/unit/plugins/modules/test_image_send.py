@@ -8,17 +8,26 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
 import sshd_fixture
-from ansible_collections.qkd.nfv.plugins.module_utils import transport
+from ansible_collections.qkd.nfv.plugins.module_utils import audit, pqc, qstream, transport
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import KmeClient
-from ansible_collections.qkd.nfv.plugins.modules import image_receive, image_send
+from ansible_collections.qkd.nfv.plugins.modules import image_receive, image_send, pqc_keypair
 
 MiB = 1 << 20
+
+
+@pytest.fixture(autouse=True)
+def audit_trail(tmp_path_factory, monkeypatch):
+    """Each test's key-usage audit trail, away from the home directory and from tmp_path."""
+    path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    monkeypatch.setenv("QKD_NFV_AUDIT_LOG", str(path))
+    return path
 
 
 def as_sae(connection, pki, sae, **extra):
@@ -43,7 +52,7 @@ def make_file(path, size):
 
 
 def assert_no_key_material(result, *keys):
-    text = json.dumps(result)
+    text = result if isinstance(result, str) else json.dumps(result)
     for key in keys:
         for form in (base64.b64encode(key).decode(), base64.b64encode(key).decode().rstrip("="), key.hex(),
                      key.hex().upper()):
@@ -297,3 +306,155 @@ def test_kme_options_are_required_without_a_given_key(run_main, tmp_path):
     src = make_file(tmp_path / "image", 10)
     result = run_main(image_send.main, dict(src=src, slave_sae_id="sae-b", dest=str(tmp_path / "q")))
     assert result["failed"] and "kme_url" in result["msg"] and "required" in result["msg"]
+
+
+# --- hybrid QKD + ML-KEM keys, signed manifests, the audit trail --------------------------------------
+
+@pytest.fixture
+def pq_keys(run_main, tmp_path):
+    """The DC's ML-KEM-768 key pair and the CO's ML-DSA-65 signing key, made by pqc_keypair."""
+    keys = tmp_path / "keys"
+    dc = run_main(pqc_keypair.main, dict(path=str(keys / "dc-mlkem768.key"), type="ml-kem-768"))
+    co = run_main(pqc_keypair.main, dict(path=str(keys / "co-mldsa65.key"), type="ml-dsa-65"))
+    return dict(kem_private_key=dc["path"], receiver_public_key=dc["public_key"],
+                signing_key=co["path"], signer_public_key=co["public_key"])
+
+
+def pq_send(pq_keys, **extra):
+    return dict(dict(receiver_public_key=pq_keys["receiver_public_key"], signing_key=pq_keys["signing_key"]), **extra)
+
+
+def pq_receive(pq_keys, **extra):
+    return dict(dict(kem_private_key=pq_keys["kem_private_key"], signer_public_key=pq_keys["signer_public_key"]),
+                **extra)
+
+
+def secrets_of(pq_keys, qkd_key, qstream_file):
+    """Every secret of a hybrid transfer: the QKD key, the ML-KEM secret and both private keys."""
+    dc_key = pqc.load_private_key(pq_keys["kem_private_key"], pqc.KEM, "test")
+    co_key = pqc.load_private_key(pq_keys["signing_key"], pqc.SIGNATURE, "test")
+    with open(str(qstream_file), "rb") as fin:
+        kem_secret = dc_key.decapsulate(qstream.read_header(fin).kem_ciphertext)
+    return [qkd_key, kem_secret, dc_key.private_bytes_raw(), co_key.private_bytes_raw()]
+
+
+def test_hybrid_signed_transfer_with_an_audit_line_at_each_end(run_main, connection, pki, kme, tmp_path, pq_keys,
+                                                               audit_trail):
+    src = make_file(tmp_path / "image", 2 * MiB + 5)
+    sent = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"), **pq_send(pq_keys)))
+    assert sent["changed"] and sent["key_mode"] == "hybrid" and sent["protected_by"] == ["qkd", "ml-kem-768"]
+    assert sent["key_bits"] == 256 and sent["signed"] and sent["manifest"]["image"]["sha256"] == sent["sha256"]
+    assert sent["receiver_key_sha256"] == sent["manifest"]["recipient_key_sha256"]
+    qkd_key = kme.pool[sent["key_id"]][2]
+    received = run_main(image_receive.main, receive_args(connection, pki, tmp_path / "vnf.img", src=str(tmp_path / "q"),
+                                                         **pq_receive(pq_keys)))
+    assert received["changed"] and received["require_mode"] == "hybrid" and received["key_mode"] == "hybrid"
+    assert received["signature_verified"] and received["manifest"] == sent["manifest"]
+    assert received["sha256"] == sent["sha256"] == transport.file_sha256(str(tmp_path / "vnf.img"))
+    assert received["manifest_path"] == str(tmp_path / "vnf.img.manifest.json")
+    records = audit.read(str(audit_trail))[0]
+    assert [(r["actor"], r["result"]) for r in records] == [("image_send", "ok"), ("image_receive", "ok")]
+    for record in records:
+        assert record["key_ids"] == [sent["key_id"]] and record["key_mode"] == "hybrid" and record["signed"]
+        assert record["image"]["sha256"] == sent["sha256"] and record["image"]["bytes"] == 2 * MiB + 5
+    assert records[0]["destination"] == "file://" + str(tmp_path / "q") and records[1]["signature_verified"]
+    assert sent["audit_log"] == received["audit_log"] == str(audit_trail)
+    secrets = secrets_of(pq_keys, qkd_key, tmp_path / "q")
+    assert_no_key_material(sent, *secrets)
+    assert_no_key_material(received, *secrets)
+    assert_no_key_material(audit_trail.read_text(), *secrets)
+
+
+def test_hybrid_over_tcp_between_the_modules(run_main, connection, pki, kme, tmp_path, pq_keys):
+    port = sshd_fixture.free_port()
+    receiver = start_receiver(receive_args(connection, pki, tmp_path / "vnf.img", **pq_receive(
+        pq_keys, listen=dict(bind="127.0.0.1", port=port, timeout=30))), tmp_path)
+    src = make_file(tmp_path / "image", 3 * MiB)
+    sent = run_main(image_send.main, send_args(connection, pki, src, tcp=dict(host="127.0.0.1", port=port, timeout=30),
+                                               **pq_send(pq_keys)))
+    received = finish(receiver)
+    assert sent["changed"] and received["changed"] and received["signature_verified"]
+    assert sent["key_mode"] == received["key_mode"] == "hybrid" and received["key_id"] == sent["key_id"]
+    assert sent["manifest"]["destination"] == "tcp://127.0.0.1:%d" % port
+
+
+def test_a_plain_qkd_stream_is_refused_by_a_dc_with_a_key_pair(run_main, connection, pki, kme, tmp_path, pq_keys,
+                                                               audit_trail):
+    src = make_file(tmp_path / "image", 1000)
+    sent = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"), key_mode="aead",
+                                               signing_key=pq_keys["signing_key"]))
+    assert sent["key_mode"] == "aead" and sent["protected_by"] == ["qkd"]
+    args = receive_args(connection, pki, tmp_path / "vnf.img", src=str(tmp_path / "q"), **pq_receive(pq_keys))
+    refused = run_main(image_receive.main, args)
+    assert refused["failed"] and refused["reason"] == "downgrade" and refused["option"] == "require_mode"
+    assert kme.count("dec_keys") == 0 and not os.path.exists(str(tmp_path / "vnf.img"))
+    assert audit.read(str(audit_trail), actor="image_receive")[0][0]["result"] == "refused"
+    accepted = run_main(image_receive.main, dict(args, require_mode="qkd"))  # told otherwise
+    assert accepted["changed"] and accepted["signature_verified"] and accepted["key_mode"] == "aead"
+
+
+def test_pqc_mode_needs_no_kme_and_says_so(run_main, tmp_path, pq_keys):
+    src = make_file(tmp_path / "image", 5000)
+    sent = run_main(image_send.main, dict(src=src, dest=str(tmp_path / "q"), key_mode="pqc", **pq_send(pq_keys)))
+    assert sent["changed"] and sent["key_mode"] == "pqc" and sent["protected_by"] == ["ml-kem-768"]
+    assert sent["key_bits"] == 0 and sent["key_ids"] == [] and sent["key_id"] is None
+    assert "ML-KEM-768 alone" in json.dumps(sent["warnings"])
+    received = run_main(image_receive.main, dict(src=str(tmp_path / "q"), dest=str(tmp_path / "vnf.img"),
+                                                 **pq_receive(pq_keys)))
+    assert received["changed"] and received["require_mode"] == "pqc" and received["key_mode"] == "pqc"
+    assert received["protected_by"] == ["ml-kem-768"] and received["signature_verified"]
+
+
+def test_an_unsigned_image_is_refused_and_nothing_installed(run_main, connection, pki, kme, tmp_path, pq_keys):
+    src = make_file(tmp_path / "image", 1000)
+    run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"),
+                                        receiver_public_key=pq_keys["receiver_public_key"]))
+    refused = run_main(image_receive.main, receive_args(connection, pki, tmp_path / "vnf.img", src=str(tmp_path / "q"),
+                                                        **pq_receive(pq_keys)))
+    assert refused["failed"] and refused["reason"] == "unsigned" and kme.count("dec_keys") == 0
+    assert not [name for name in os.listdir(str(tmp_path)) if name.startswith("vnf.img")]
+
+
+@pytest.mark.parametrize("extra, option, text", [
+    (dict(key_mode="hybrid"), "receiver_public_key", "needs receiver_public_key"),
+    (dict(key_mode="aead", receiver_public_key="PEM"), "key_mode", "would not use it"),
+    (dict(key_mode="pqc", receiver_public_key="PEM"), "key_mode", "uses no QKD key"),
+    (dict(key_mode="otp", signing_key="KEY"), "signing_key", "not otp"),
+    (dict(receiver_public_key="not a key"), "receiver_public_key", "not an ML-KEM-768 public key"),
+    (dict(signing_key="/nonexistent/key"), "signing_key", "does not exist"),
+    (dict(audit_log="/proc/no/audit.jsonl"), "audit_log", "cannot open"),
+])
+def test_bad_pq_input_takes_no_key(run_main, connection, pki, kme, tmp_path, pq_keys, extra, option, text):
+    extra = {name: pq_keys["receiver_public_key"] if value == "PEM" else
+             pq_keys["signing_key"] if value == "KEY" else value for name, value in extra.items()}
+    src = make_file(tmp_path / "image", 10)
+    result = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"), **extra))
+    assert result["failed"] and text in result["msg"] and result["option"] == option
+    assert kme.count("enc_keys") == 0 and not os.path.exists(str(tmp_path / "q"))
+
+
+def test_check_mode_loads_the_pq_keys_and_writes_no_audit_line(run_main, connection, pki, kme, tmp_path,
+                                                               pq_keys, audit_trail):
+    src = make_file(tmp_path / "image", 10)
+    result = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"),
+                                                 _ansible_check_mode=True, **pq_send(pq_keys)))
+    assert result["changed"] and result["key_mode"] == "hybrid" and result["signed"] and result["key_bits"] == 0
+    assert not audit_trail.exists() and kme.count("enc_keys") == 0
+
+
+def test_audit_false_writes_nothing(run_main, connection, pki, kme, tmp_path, audit_trail):
+    src = make_file(tmp_path / "image", 10)
+    sent = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"), audit=False))
+    assert sent["changed"] and "audit_log" not in sent and not audit_trail.exists()
+
+
+def test_a_failed_send_is_recorded_with_the_spent_key(run_main, connection, pki, kme, tmp_path, audit_trail):
+    src = make_file(tmp_path / "image", 10)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_main(image_send.main, send_args(connection, pki, src, tcp=dict(host="127.0.0.1", port=port, timeout=1)))
+    assert result["failed"]
+    record = audit.read(str(audit_trail))[0][0]
+    assert record["result"] == "failed" and record["key_ids"] == result["spent_key_ids"]
+    assert record["reason"] == result["reason"] and record["destination"] == "tcp://127.0.0.1:%d" % port

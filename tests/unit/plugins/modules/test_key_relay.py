@@ -217,3 +217,19 @@ def test_recover_refuses_hops_of_another_relay(capfd, pki, kme, origin):
     step["previous_key_id"] = str(uuid.uuid4())
     result = call(capfd, key_relay_recover, key_dir=key_dir, key_id=key.key_id, hops=[step])
     assert result["failed"] and "hops[0] relays key" in result["msg"] and result["option"] == "hops"
+
+
+def test_relay_is_audited_without_keys(capfd, pki, kme, tmp_path):
+    from ansible_collections.qkd.nfv.plugins.module_utils import audit
+    trail = str(tmp_path / "audit.jsonl")
+    with client_as(pki, kme, "sae-a") as origin_client:
+        first = origin_client.enc_keys("sae-b", number=1, size=256)[0]
+    opts = dict(previous_sae_id="sae-a", previous_key_id=first.key_id, next_sae_id="sae-c", audit_log=trail,
+                **kme_options(pki, kme, "sae-b"))
+    result, again = call(capfd, key_relay, **opts), call(capfd, key_relay, **opts)
+    records = audit.read(trail)[0]
+    assert [r["result"] for r in records] == ["ok", "failed"] and again["failed"]
+    assert records[0]["key_ids"] == [first.key_id, result["key_id"]]
+    text = open(trail).read()
+    assert result["relayed"] not in text
+    assert_no_key(text, first.material)

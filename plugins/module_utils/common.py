@@ -68,3 +68,11 @@ def kme_argument_spec():
         ciphers=dict(type='str'),
         method=dict(type='str', default='POST', choices=['POST', 'GET']),
     )
+
+
+def audit_argument_spec():
+    """The key-usage audit trail options (doc fragment qkd.nfv.audit); see module_utils.audit."""
+    return dict(
+        audit=dict(type='bool', default=True),
+        audit_log=dict(type='path'),
+    )

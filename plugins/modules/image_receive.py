@@ -37,6 +37,7 @@ author:
   - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
   - qkd.nfv.attributes
+  - qkd.nfv.audit
   - qkd.nfv.kme
   - ansible.builtin.files
 attributes:
@@ -167,17 +168,6 @@ options:
         key is. V(0) switches the limit off.
     type: int
     default: 86400
-  audit:
-    description:
-      - Record each stream read in the key-usage audit trail O(audit_log). V(false) switches the record off.
-    type: bool
-    default: true
-  audit_log:
-    description:
-      - The audit trail, a file of JSON lines on this host (created C(0600)). The module fails before taking a
-        key if it cannot append to it.
-      - Defaults to the environment variable E(QKD_NFV_AUDIT_LOG), else C(~/.qkd-nfv/audit.jsonl).
-    type: path
 notes:
   - A receiver killed by a signal it cannot catch (for example at the end of an C(async) timeout) leaves its
     temporary file (C(.<name>.qstream-<pid>-*.part)) in the directory of O(dest); the next run for the same
@@ -315,7 +305,7 @@ reason:
 import os
 
 from ansible_collections.qkd.nfv.plugins.module_utils import audit, pqc, qstream, transport
-from ansible_collections.qkd.nfv.plugins.module_utils.common import kme_argument_spec, run_module
+from ansible_collections.qkd.nfv.plugins.module_utils.common import audit_argument_spec, kme_argument_spec, run_module
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import (
     KmeAuthenticationError, KmeError, KmeRequestError, kme_client_from_params)
@@ -343,9 +333,8 @@ def argument_spec():
         require_mode=dict(type='str', default='auto', choices=['auto', 'any', 'qkd', 'pqc', 'hybrid']),
         signer_public_key=dict(type='str', no_log=False),
         manifest_max_age=dict(type='int', default=pqc.DEFAULT_MAX_AGE),
-        audit=dict(type='bool', default=True),
-        audit_log=dict(type='path'),
     )
+    spec.update(audit_argument_spec())
     return spec
 
 

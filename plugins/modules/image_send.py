@@ -41,6 +41,7 @@ author:
   - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
   - qkd.nfv.attributes
+  - qkd.nfv.audit
   - qkd.nfv.kme
 attributes:
   check_mode:
@@ -227,17 +228,6 @@ options:
     description:
       - The image's name in the signed manifest. Defaults to the file name of O(src).
     type: str
-  audit:
-    description:
-      - Record the transfer in the key-usage audit trail O(audit_log). V(false) switches the record off.
-    type: bool
-    default: true
-  audit_log:
-    description:
-      - The audit trail, a file of JSON lines on this host (created C(0600)). The module fails before taking a
-        key if it cannot append to it.
-      - Defaults to the environment variable E(QKD_NFV_AUDIT_LOG), else C(~/.qkd-nfv/audit.jsonl).
-    type: path
   otp_max_size:
     description: Largest O(src), in bytes, that O(key_mode=otp) accepts.
     type: int
@@ -475,7 +465,7 @@ import binascii
 import os
 
 from ansible_collections.qkd.nfv.plugins.module_utils import audit, pqc, qstream, transport
-from ansible_collections.qkd.nfv.plugins.module_utils.common import kme_argument_spec, run_module
+from ansible_collections.qkd.nfv.plugins.module_utils.common import audit_argument_spec, kme_argument_spec, run_module
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import kme_client_from_params
 
@@ -518,9 +508,8 @@ def argument_spec():
         otp_max_size=dict(type='int', default=qstream.OTP_DEFAULT_LIMIT),
         chunk_size=dict(type='int', default=qstream.DEFAULT_CHUNK_SIZE),
         skip_if_remote_sha256=dict(type='str'),
-        audit=dict(type='bool', default=True),
-        audit_log=dict(type='path'),
     )
+    spec.update(audit_argument_spec())
     return spec
 
 

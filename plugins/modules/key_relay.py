@@ -28,6 +28,7 @@ author:
   - qkd.nfv contributors (@qkd-nfv)
 extends_documentation_fragment:
   - qkd.nfv.attributes
+  - qkd.nfv.audit
   - qkd.nfv.kme
 attributes:
   check_mode:
@@ -68,17 +69,6 @@ options:
         is shared with it.
     type: str
     required: true
-  audit:
-    description:
-      - Record the relay in the key-usage audit trail O(audit_log). V(false) switches the record off.
-    type: bool
-    default: true
-  audit_log:
-    description:
-      - The audit trail, a file of JSON lines on this host (created C(0600)). The module fails before taking a
-        key if it cannot append to it.
-      - Defaults to the environment variable E(QKD_NFV_AUDIT_LOG), else C(~/.qkd-nfv/audit.jsonl).
-    type: path
 notes:
   - The KME options (O(kme_url), O(client_cert), ...) are this trusted node's own; its SAE is the slave of
     the incoming hop and the master of the outgoing one.
@@ -190,7 +180,7 @@ pools:
 """
 
 from ansible_collections.qkd.nfv.plugins.module_utils import audit
-from ansible_collections.qkd.nfv.plugins.module_utils.common import kme_argument_spec, run_module
+from ansible_collections.qkd.nfv.plugins.module_utils.common import audit_argument_spec, kme_argument_spec, run_module
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 from ansible_collections.qkd.nfv.plugins.module_utils.kme import kme_client_from_params
 from ansible_collections.qkd.nfv.plugins.module_utils.relay import pool_status, relay
@@ -202,9 +192,8 @@ def argument_spec():
         previous_sae_id=dict(type='str', required=True),
         previous_key_id=dict(type='str', required=True, no_log=False),
         next_sae_id=dict(type='str', required=True),
-        audit=dict(type='bool', default=True),
-        audit_log=dict(type='path'),
     )
+    spec.update(audit_argument_spec())
     return spec
 
 

@@ -72,14 +72,17 @@ def serve(topo):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     started = []
+    serving = False
     try:
         for server in servers:
             server.start()
             started.append(server)
         threading.Thread(target=admin.serve_forever, name="status", daemon=True).start()
+        serving = True
         emulator.run(stop)
     finally:
-        admin.shutdown() if started else None
+        if serving:  # shutdown() waits for serve_forever, so only when it runs
+            admin.shutdown()
         admin.server_close()
         for server in reversed(started):
             server.stop()

@@ -726,9 +726,15 @@ def check_trailer(header, trailer, size, sha256):
     """Compare what was received with the authenticated trailer (and header, when it tells)."""
     if size != trailer.size or (header.plaintext_size is not None and size != header.plaintext_size):
         raise TamperedError("tampered: %d plaintext bytes arrived, the sender wrote %d" % (size, trailer.size))
-    if not hmac.compare_digest(sha256, trailer.sha256) or (
-            header.plaintext_sha256 is not None and not hmac.compare_digest(sha256, header.plaintext_sha256)):
+    if header.plaintext_sha256 is not None and not hmac.compare_digest(sha256, header.plaintext_sha256):
         raise TamperedError("tampered: the SHA-256 of the received image differs from the sender's")
+    if not hmac.compare_digest(sha256, trailer.sha256):
+        # Every chunk verified, so this is what the sender read: a file that is not the image whose
+        # SHA-256 the sender stated (from its catalogue, without hashing the file itself).
+        raise QstreamError("checksum_mismatch: the image arrived intact but its SHA-256 is %s, not the %s its "
+                           "sender stated: the sender's file is not the catalogued image (changed on disk, or "
+                           "a stale catalogue entry); nothing was installed" % (sha256.hex(), trailer.sha256.hex()),
+                           reason="checksum_mismatch")
     if header.signed and not trailer.manifest:
         raise TamperedError("tampered: the header announces a signed manifest, the trailer holds none")
 

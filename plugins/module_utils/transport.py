@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ansible_collections.qkd.nfv.plugins.module_utils import pqc, qstream
+from ansible_collections.qkd.nfv.plugins.module_utils import pqc, qstream, sftp
 from ansible_collections.qkd.nfv.plugins.module_utils.errors import QkdNfvError
 
 WRITE_LIMIT = 256 << 10     # write() slices into the page cache: 1 MiB ones cost 2-5x the CPU (measured)
@@ -159,9 +159,12 @@ def _fd_writer(fd):
     return lambda view: os.write(fd, view[:WRITE_LIMIT])
 
 
-def seal(fin, sealer, write):
+def seal(fin, sealer, write, sha256=None):
     """Stream the plaintext in fin (a binary file object) as a qstream into write().
 
+    sha256: the plaintext's SHA-256 (hex) when it is already known, from a catalogue: the trailer
+    states it and the plaintext is not hashed here. The receiver hashes what it decrypts and
+    refuses a mismatch, so a file that differs from its catalogue entry is never installed.
     -> (plaintext size, SHA-256 hex, bytes written).
     """
     if sealer.mode == qstream.MODE_OTP:
@@ -172,8 +175,9 @@ def seal(fin, sealer, write):
     pipe = _Pipeline()
     free_chunks = pipe.queue(_buffers(sealer.chunk_size))
     free_frames = pipe.queue(_buffers(sealer.frame_capacity))
-    to_hash, to_seal, to_write = pipe.queue(), pipe.queue(), pipe.queue()
-    digest = hashlib.sha256()
+    to_seal, to_write = pipe.queue(), pipe.queue()
+    to_hash = to_seal if sha256 else pipe.queue()
+    digest = None if sha256 else hashlib.sha256()
     totals = {"size": 0, "wire": 0}
 
     def read():
@@ -188,7 +192,6 @@ def seal(fin, sealer, write):
     def hash_():
         while (item := pipe.get(to_hash)) is not _END:
             digest.update(memoryview(item[0])[:item[1]])
-            totals["size"] += item[1]
             to_seal.put(item)
         to_seal.put(_END)
 
@@ -198,12 +201,13 @@ def seal(fin, sealer, write):
             frame = pipe.get(free_frames)
             to_write.put((frame, sealer.seal_into(memoryview(chunk)[:length], frame)))
             free_chunks.put(chunk)
+            totals["size"] += length
         announced = sealer.header.plaintext_size
         if announced is not None and totals["size"] != announced:  # the receiver would refuse it too
             raise TransportError("src: the file changed while it was sent (%d bytes, %d when it was opened); "
                                  "send it again once it is complete" % (totals["size"], announced),
                                  reason="src_changed", option="src")
-        trailer = sealer.trailer(totals["size"], digest.digest())
+        trailer = sealer.trailer(totals["size"], bytes.fromhex(sha256) if sha256 else digest.digest())
         to_write.put((bytearray(trailer), len(trailer)))
         to_write.put(_END)
 
@@ -216,10 +220,10 @@ def seal(fin, sealer, write):
             totals["wire"] += length
             free_frames.put(frame)
 
-    for stage in (read, hash_, encrypt):
+    for stage in (read, encrypt) if sha256 else (read, hash_, encrypt):
         pipe.start(stage)
     pipe.run(send)
-    return totals["size"], digest.hexdigest(), totals["wire"]
+    return totals["size"], sha256.lower() if sha256 else digest.hexdigest(), totals["wire"]
 
 
 @dataclass
@@ -424,11 +428,11 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def send_file(src, dest, sealer, fsync=True):
-    """Write the qstream of `src` to the file `dest` (atomically)."""
+def send_file(src, dest, sealer, fsync=True, sha256=None):
+    """Write the qstream of `src` to the file `dest` (atomically); sha256: see seal()."""
     start = time.monotonic()
     with open_source(src) as fin, AtomicFile(dest) as out:
-        size, sha256, wire = seal(fin, sealer, _fd_writer(out.fd))
+        size, sha256, wire = seal(fin, sealer, _fd_writer(out.fd), sha256)
         out.commit(fsync)
     return _sent(sealer, size, sha256, wire, start)
 
@@ -606,8 +610,11 @@ class _AckArrived(Exception):
     pass
 
 
-def send_tcp(src, host, port, sealer, timeout=300.0):
-    """Send the qstream of `src` to a receive_tcp() listener; return once it confirmed the install."""
+def send_tcp(src, host, port, sealer, timeout=300.0, sha256=None):
+    """Send the qstream of `src` to a receive_tcp() listener; return once it confirmed the install.
+
+    sha256: see seal().
+    """
     start = time.monotonic()
     with open_source(src) as fin:
         sock = connect(host, port, timeout)
@@ -619,7 +626,7 @@ def send_tcp(src, host, port, sealer, timeout=300.0):
                 sock.sendall(view)
 
             try:
-                size, sha256, wire = seal(fin, sealer, write)
+                size, sha256, wire = seal(fin, sealer, write, sha256)
                 sock.shutdown(socket.SHUT_WR)
             except (_AckArrived, OSError) as exc:
                 status, body = _read_ack(sock, timeout, "%s:%s" % (host, port), lost=exc)
@@ -677,8 +684,12 @@ def _check_installed(status, body, sealer, size, sha256, host, port):
 # --- SFTP --------------------------------------------------------------------------------------
 
 @dataclass
-class SftpTarget:
-    """Where and how to upload; host_key_checking is strict (known hosts only) or accept_new."""
+class SftpTarget:  # pylint: disable=too-many-instance-attributes
+    """Where and how to upload; host_key_checking is strict (known hosts only) or accept_new.
+
+    engine: openssh (the ssh client, SSH in C), paramiko (pure Python), or auto: openssh when the
+    ssh client is installed and no key passphrase must be given, else paramiko.
+    """
 
     host: str
     path: str
@@ -690,13 +701,29 @@ class SftpTarget:
     host_key_checking: str = "strict"
     timeout: float = 30.0
     request_size: int | None = None
+    engine: str = "auto"
+
+
+def sftp_engine(target):
+    """-> 'openssh' or 'paramiko' for target; a choice that cannot work fails naming sftp.engine."""
+    if target.engine == "auto":
+        return "openssh" if sftp.available() and not target.passphrase else "paramiko"
+    if target.engine == "openssh" and not sftp.available():
+        raise TransportError("sftp.engine: openssh needs the ssh client on the sending host (Debian: "
+                             "apt-get install openssh-client), or use engine paramiko", reason="missing_library",
+                             option="sftp.engine")
+    if target.engine == "openssh" and target.passphrase:
+        raise TransportError("sftp.engine: ssh cannot be given sftp.private_key_passphrase (it runs in batch "
+                             "mode); use engine paramiko, or a key without a passphrase", option="sftp.engine")
+    return target.engine
 
 
 def _paramiko():
     try:
         import paramiko  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise TransportError("the Python library paramiko is required for sftp; install it on the sending host",
+        raise TransportError("the Python library paramiko is required for sftp with engine paramiko; install "
+                             "it on the sending host, or install the ssh client (engine openssh)",
                              reason="missing_library") from None
     return paramiko
 
@@ -712,21 +739,31 @@ def _gcm_first_transport(paramiko):
     return factory
 
 
-def sftp_connect(target):
-    """-> a connected, authenticated paramiko SSHClient; the host key must be known (or new, if allowed)."""
-    paramiko = _paramiko()
+def _known_hosts(target):
+    """Checks shared by both engines, before connecting; -> the known_hosts path."""
     if target.private_key and not os.access(target.private_key, os.R_OK):
         raise TransportError("sftp.private_key: cannot read %s" % target.private_key, reason="authentication",
                              option="sftp.private_key")
     known_hosts = os.path.expanduser(target.known_hosts or "~/.ssh/known_hosts")
-    if not os.path.exists(known_hosts) and target.host_key_checking == "strict":
-        raise TransportError("sftp.known_hosts: %s does not exist; add the server's verified host key to it "
-                             "(strict host key checking)" % known_hosts, reason="host_key_unknown",
-                             option="sftp.known_hosts")
+    if not os.path.exists(known_hosts):
+        if target.host_key_checking == "strict":
+            raise TransportError("sftp.known_hosts: %s does not exist; add the server's verified host key to it "
+                                 "(strict host key checking)" % known_hosts, reason="host_key_unknown",
+                                 option="sftp.known_hosts")
+        try:  # accept_new starts a known_hosts file, as OpenSSH does
+            os.close(os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise TransportError("sftp.known_hosts: cannot create %s: %s" % (known_hosts, exc.strerror),
+                                 reason="host_key", option="sftp.known_hosts") from None
+    return known_hosts
+
+
+def sftp_connect(target):
+    """-> a connected, authenticated paramiko SSHClient; the host key must be known (or new, if allowed)."""
+    paramiko = _paramiko()
+    known_hosts = _known_hosts(target)
     client = paramiko.SSHClient()
     try:
-        if not os.path.exists(known_hosts):  # accept_new starts a known_hosts file, as OpenSSH does
-            os.close(os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         client.load_host_keys(known_hosts)  # accept_new also saves new keys here
     except (OSError, paramiko.SSHException) as exc:
         raise TransportError("sftp.known_hosts: cannot use %s: %s" % (known_hosts, exc), reason="host_key",
@@ -748,81 +785,173 @@ def sftp_connect(target):
 
 def _ssh_error(paramiko, exc, target, known_hosts):
     """paramiko's connection errors -> a TransportError naming the option to fix."""
-    where = "%s:%s" % (target.host, target.port)
     if isinstance(exc, paramiko.BadHostKeyException):
+        return _host_key_error(target, known_hosts, changed=True)
+    if isinstance(exc, paramiko.AuthenticationException):
+        return _authentication_error(target, exc)
+    if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
+        return _host_key_error(target, known_hosts, changed=False)
+    if isinstance(exc, (paramiko.SSHException, OSError)):
+        return TransportError("sftp: SSH with %s:%s failed: %s" % (target.host, target.port, exc),
+                              reason="connection", option="sftp.host")
+    return exc
+
+
+def _openssh_error(exc, target, known_hosts):
+    """What ssh said when it gave up -> a TransportError naming the option to fix."""
+    said = exc.details.get("ssh_said", "")
+    if "IDENTIFICATION HAS CHANGED" in said or "has changed" in said:
+        return _host_key_error(target, known_hosts, changed=True)
+    if "Host key verification failed" in said or "No ED25519 host key is known" in said:
+        return _host_key_error(target, known_hosts, changed=False)
+    if "Permission denied" in said:
+        return _authentication_error(target, said)
+    if exc.details.get("reason") == "missing_library":
+        return TransportError("sftp.engine: %s" % exc.msg, reason="missing_library", option="sftp.engine")
+    return TransportError("sftp: SSH with %s:%s failed: %s" % (target.host, target.port, exc.msg),
+                          reason="connection", option="sftp.host")
+
+
+def _host_key_error(target, known_hosts, changed):
+    where = "%s:%s" % (target.host, target.port)
+    if changed:
         return TransportError("sftp: the host key of %s does not match the one in %s: refusing to connect "
                               "(someone may be intercepting the connection, or the server's key changed)"
                               % (where, known_hosts), reason="host_key_mismatch", option="sftp.known_hosts")
-    if isinstance(exc, paramiko.AuthenticationException):
-        return TransportError("sftp: authentication as %s at %s failed (%s); check sftp.user and "
-                              "sftp.private_key" % (target.user, where, exc), reason="authentication",
-                              option="sftp.private_key")
-    if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
-        return TransportError("sftp: the host key of %s is not in %s: refusing to connect; add the "
-                              "server's verified key there first" % (where, known_hosts),
-                              reason="host_key_unknown", option="sftp.known_hosts")
-    if isinstance(exc, (paramiko.SSHException, OSError)):
-        return TransportError("sftp: SSH with %s failed: %s" % (where, exc), reason="connection",
-                              option="sftp.host")
-    return exc
+    return TransportError("sftp: the host key of %s is not in %s: refusing to connect; add the server's "
+                          "verified key there first" % (where, known_hosts), reason="host_key_unknown",
+                          option="sftp.known_hosts")
+
+
+def _authentication_error(target, why):
+    return TransportError("sftp: authentication as %s at %s:%s failed (%s); check sftp.user and sftp.private_key"
+                          % (target.user, target.host, target.port, why), reason="authentication",
+                          option="sftp.private_key")
+
+
+class _ParamikoFiles:
+    """The remote file operations of an upload, through paramiko."""
+
+    def __init__(self, target):
+        self.client = sftp_connect(target)
+        self.sftp = self.client.open_sftp()
+        self.request_size = target.request_size or (
+            OPENSSH_SFTP_REQUEST if "OpenSSH" in self.client.get_transport().remote_version else None)
+        self.errors = (OSError, EOFError, _paramiko().SSHException)
+
+    def exists(self, path):
+        try:
+            self.sftp.stat(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def upload(self, path, produce):
+        """Create path (0600) and write into it what produce(write) writes; -> what produce returns."""
+        with self.sftp.open(path, "wb", bufsize=0) as remote:
+            remote.chmod(0o600)
+            remote.set_pipelined(True)
+            if self.request_size:
+                remote.MAX_REQUEST_SIZE = self.request_size
+            return produce(remote.write)
+
+    def rename(self, old, new):
+        self.sftp.posix_rename(old, new)
+
+    def remove(self, path):
+        self.sftp.remove(path)
+
+    def close(self):
+        self.client.close()
+
+
+class _OpensshFiles:
+    """The remote file operations of an upload, through the ssh client (sftp.Session)."""
+
+    errors = (sftp.SftpError, OSError)
+
+    def __init__(self, target):
+        known_hosts = _known_hosts(target)
+        try:
+            self.session = sftp.Session(sftp.ssh_command(target, known_hosts), max(target.timeout, 30.0))
+        except sftp.SftpError as exc:
+            raise _openssh_error(exc, target, known_hosts) from None
+
+    def exists(self, path):
+        return self.session.stat(path)
+
+    def upload(self, path, produce):
+        handle = self.session.create(path, 0o600)
+        try:
+            writer = self.session.writer(handle)
+            produced = produce(writer.write)
+            writer.flush()
+        finally:
+            _quietly(self.session.close_handle, handle)
+        return produced
+
+    def rename(self, old, new):
+        self.session.rename(old, new)
+
+    def remove(self, path):
+        self.session.remove(path)
+
+    def close(self):
+        self.session.close()
+
+
+def _remote_files(target):
+    return _OpensshFiles(target) if sftp_engine(target) == "openssh" else _ParamikoFiles(target)
 
 
 def sftp_check(target):
     """Connect, authenticate and look at the remote directory; upload nothing."""
-    client = sftp_connect(target)
+    files = _remote_files(target)
     try:
-        sftp = client.open_sftp()
         directory = posixpath.dirname(target.path) or "."
-        try:
-            sftp.stat(directory)
-        except IOError:
+        if not files.exists(directory):
             raise TransportError("sftp.path: the remote directory %s does not exist" % directory,
-                                 reason="dest_dir", option="sftp.path") from None
+                                 reason="dest_dir", option="sftp.path")
     finally:
-        client.close()
+        files.close()
 
 
-def send_sftp(src, sealer, target):
+def send_sftp(src, sealer, target, sha256=None):
     """Upload the qstream of `src` to target.path, encrypting while uploading (no local copy).
 
     The upload goes to a temporary name beside target.path, renamed once every write is acknowledged;
-    the receiving host then runs image_receive on that file.
+    the receiving host then runs image_receive on that file. sha256: see seal().
     """
     start = time.monotonic()
     with open_source(src) as fin:
-        client = sftp_connect(target)
+        files = _remote_files(target)
         try:
-            sftp = client.open_sftp()
-            request_size = target.request_size or (
-                OPENSSH_SFTP_REQUEST if "OpenSSH" in client.get_transport().remote_version else None)
             directory, name = posixpath.split(target.path)
             temp = posixpath.join(directory, ".%s.qstream-%s.part" % (name, secrets.token_hex(4)))
             try:
-                remote = sftp.open(temp, "wb", bufsize=0)
-            except IOError as exc:
-                raise TransportError("sftp.path: cannot create %s on %s: %s" % (temp, target.host, exc),
-                                     reason="dest_dir", option="sftp.path") from None
-            try:
-                with remote:
-                    remote.chmod(0o600)
-                    remote.set_pipelined(True)
-                    if request_size:
-                        remote.MAX_REQUEST_SIZE = request_size
-                    size, sha256, wire = seal(fin, sealer, remote.write)
-                sftp.posix_rename(temp, target.path)
+                size, digest, wire = files.upload(temp, lambda write: seal(fin, sealer, write, sha256))
+                files.rename(temp, target.path)
+            except files.errors as exc:
+                removed = _quietly(lambda: files.remove(temp) or True)
+                if _quietly(files.exists, directory) is False:
+                    raise TransportError("sftp.path: cannot create %s on %s: the remote directory does not exist"
+                                         % (temp, target.host), reason="dest_dir", option="sftp.path") from None
+                raise TransportError("sftp: the upload to %s:%s failed: %s; %s" % (
+                    target.host, target.port, getattr(exc, "msg", exc),
+                    "the partial upload was removed" if removed else
+                    "a partial upload may remain as %s (image_receive never reads it; delete it)" % temp),
+                    reason="connection") from None
             except BaseException:
-                _quietly(sftp.remove, temp)
+                _quietly(files.remove, temp)
                 raise
-        except (OSError, _paramiko().SSHException) as exc:
-            raise TransportError("sftp: the upload to %s:%s failed: %s; the partial upload was removed"
-                                 % (target.host, target.port, exc), reason="connection") from None
         finally:
-            client.close()
-    return _sent(sealer, size, sha256, wire, start)
+            files.close()
+    return _sent(sealer, size, digest, wire, start)
 
 
 def _quietly(call, *args):
+    """call(*args) -> its result, or None when it fails (best effort, after a failure)."""
     try:
-        call(*args)
+        return call(*args)
     except Exception:  # pylint: disable=broad-except  # best-effort cleanup after a failure
-        pass
+        return None

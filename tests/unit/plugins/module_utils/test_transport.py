@@ -173,6 +173,37 @@ def test_expected_sha256_mismatch_keeps_the_old_file(tmp_path):
     assert sha256(str(tmp_path / "out")) == before and leftovers(str(tmp_path)) == []
 
 
+def test_a_stated_sha256_is_verified_by_the_receiver(tmp_path):
+    # The sender states the catalogue's SHA-256 instead of hashing; the receiver hashes and agrees.
+    src = make_file(str(tmp_path / "image"), 3 * MiB + 7)
+    receiver = Receiver(str(tmp_path / "out"))
+    sent = transport.send_tcp(src, "127.0.0.1", receiver.port, sealer(), timeout=30, sha256=sha256(src).upper())
+    received = receiver.wait()
+    assert sent.changed and received.changed
+    assert sent.sha256 == received.sha256 == sha256(str(tmp_path / "out")) == sha256(src)
+
+
+@pytest.mark.parametrize("via", ["file", "tcp"])
+def test_a_file_that_is_not_its_stated_sha256_is_never_installed(tmp_path, via):
+    src = make_file(str(tmp_path / "image"), MiB + 3)
+    catalogued = hashlib.sha256(b"the image the catalogue recorded").hexdigest()
+    dest = str(tmp_path / "out")
+    if via == "file":
+        transport.send_file(src, str(tmp_path / "image.qstream"), sealer(), sha256=catalogued)
+        with pytest.raises(qstream.QstreamError) as info:
+            transport.receive_file(str(tmp_path / "image.qstream"), dest, lambda h: [KEY])
+        message, reason = info.value.msg, info.value.details["reason"]
+    else:
+        receiver = Receiver(dest)
+        with pytest.raises(ReceiverRefusedError) as info:
+            transport.send_tcp(src, "127.0.0.1", receiver.port, sealer(), timeout=30, sha256=catalogued)
+        assert isinstance(receiver.wait(), qstream.QstreamError)
+        message, reason = info.value.msg, info.value.details["reason"]
+    assert reason == "checksum_mismatch"
+    assert sha256(src) in message and catalogued in message and "catalogue" in message
+    assert not os.path.exists(dest) and leftovers(str(tmp_path)) == []
+
+
 # --- failures leave nothing behind -------------------------------------------------------------
 
 SENDER = """

@@ -103,6 +103,25 @@ def test_skip_if_remote_sha256_takes_no_key_and_sends_nothing(run_main, connecti
     assert result["changed"] is True and kme.count("enc_keys") == 1
 
 
+def test_a_stated_sha256_is_what_the_receiver_checks(run_main, connection, pki, kme, tmp_path):
+    src = make_file(tmp_path / "image", 2 * MiB + 1)
+    digest = transport.file_sha256(src)
+    sent = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "good.q"), sha256=digest.upper()))
+    assert sent["changed"] and sent["sha256"] == digest
+    received = run_main(image_receive.main, receive_args(connection, pki, tmp_path / "good", src=str(tmp_path / "good.q")))
+    assert received["changed"] and received["sha256"] == digest
+    # A catalogue entry that no longer matches the file: the DC refuses it and installs nothing.
+    stale = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "stale.q"), sha256="ab" * 32))
+    assert stale["changed"] and stale["sha256"] == "ab" * 32
+    refused = run_main(image_receive.main, receive_args(connection, pki, tmp_path / "stale", src=str(tmp_path / "stale.q")))
+    assert refused["failed"] and refused["reason"] == "checksum_mismatch" and digest in refused["msg"]
+    assert not os.path.exists(str(tmp_path / "stale"))
+    # With skip_if_remote_sha256 the stated SHA-256 is compared, and the file is not read.
+    skipped = run_main(image_send.main, send_args(connection, pki, str(tmp_path / "good.q"), dest=str(tmp_path / "x"),
+                                                  sha256=digest, skip_if_remote_sha256=digest))
+    assert skipped["changed"] is False and not os.path.exists(str(tmp_path / "x"))
+
+
 def test_otp_mode_reports_the_key_bits(run_main, connection, pki, kme, tmp_path):
     src = make_file(tmp_path / "config", 3000)
     sent = run_main(image_send.main, send_args(connection, pki, src, dest=str(tmp_path / "q"), key_mode="otp"))
@@ -276,6 +295,7 @@ def test_sftp_check_mode_refuses_an_unknown_host_key(run_main, connection, pki, 
     (dict(dest="/nonexistent/dir/q"), "dest", "does not exist"),
     (dict(chunk_size=100), "chunk_size", "between 4096"),
     (dict(skip_if_remote_sha256="abc"), "skip_if_remote_sha256", "64 digits"),
+    (dict(sha256="sha256:" + "0" * 64), "sha256", "64 digits"),
     (dict(tcp=dict(host="127.0.0.1", port=70000)), "tcp.port", "between 1 and 65535"),
 ])
 def test_bad_input(run_main, connection, pki, kme, tmp_path, extra, option, text):

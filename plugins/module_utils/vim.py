@@ -85,19 +85,43 @@ class HashingReader:
 
 
 class ImageSpec:
-    """The image the caller wants: a local file (optional), a name, formats and its SHA-256."""
+    """The image the caller wants: a local file (optional), a name, formats and its SHA-256.
 
-    def __init__(self, name, sha256, path=None, size=None, disk_format="raw", container_format="bare"):
+    `verified`: the file's SHA-256 has been computed. A given checksum is checked against the file
+    only when the file is needed (verify_file(), or while uploading it), so an image already in the
+    VIM costs no pass over a file of many GB.
+    """
+
+    def __init__(self, name, sha256, path=None, size=None, disk_format="raw", container_format="bare",
+                 verified=False):
         self.name = name
         self.sha256 = sha256
         self.path = path
         self.size = size
         self.disk_format = disk_format
         self.container_format = container_format
+        self.verified = verified
+
+    def verify_file(self):
+        """Hash the file (once) and refuse it unless it has the expected SHA-256."""
+        if self.verified:
+            return
+        actual, self.size = file_sha256(self.path)
+        self.refuse_unless(actual, "nothing was uploaded")
+        self.verified = True
+
+    def refuse_unless(self, actual, outcome):
+        if actual != self.sha256:
+            raise VimError("checksum: %s has sha256 %s, not the expected %s; the file is not the image "
+                           "you meant (or is damaged): %s" % (self.path, actual, self.sha256, outcome),
+                           expected_sha256=self.sha256, actual_sha256=actual)
 
 
 def image_spec(image, checksum, need_checksum=True):
-    """Validate the `image` and `checksum` options into an ImageSpec (reading the file once)."""
+    """Validate the `image` and `checksum` options into an ImageSpec.
+
+    The file is read here only when no checksum is given (its SHA-256 then names the image).
+    """
     image = dict(image or {})
     path = image.get("path")
     name = image.get("name") or (os.path.basename(path) if path else None)
@@ -109,16 +133,14 @@ def image_spec(image, checksum, need_checksum=True):
         if not os.path.isfile(path):
             raise VimError("image.path: %s is not a file on this host; copy the image there first "
                            "or fix the path" % path)
-        actual, size = file_sha256(path)
-        if expected and actual != expected:
-            raise VimError("checksum: %s has sha256 %s, not the expected %s; the file is not the image "
-                           "you meant (or is damaged): nothing was uploaded" % (path, actual, expected),
-                           expected_sha256=expected, actual_sha256=actual)
-        expected = actual
+        if expected:
+            size = os.path.getsize(path)
+        else:
+            expected, size = file_sha256(path)
     elif need_checksum and not expected:
         raise VimError("checksum: needed when image.path is not given, to identify the image by content")
     return ImageSpec(name, expected, path, size, image.get("disk_format") or "raw",
-                     image.get("container_format") or "bare")
+                     image.get("container_format") or "bare", verified=bool(path) and not checksum)
 
 
 class Deadline:
@@ -206,18 +228,26 @@ class OpenStackVim:
         return matching[0] if matching else None
 
     def upload_image(self, spec, deadline):
-        """Create the image and stream the file into it; delete it again on any failure."""
+        """Create the image and stream the file into it, hashing what is sent; delete it on any failure.
+
+        The image gets its SHA-256 property (what find_image() looks for) only once the bytes sent
+        proved to have it, so no one finds, and boots, an image that turns out to be the wrong file.
+        """
         with open(spec.path, "rb") as handle:
             reader = HashingReader(handle, spec.size)
             image = self._call(
                 "Glance: uploading %s" % spec.name, self.conn.image.create_image, spec.name,
-                data=reader, sha256=spec.sha256, disk_format=spec.disk_format,
-                container_format=spec.container_format, allow_duplicates=True,
-                validate_checksum=False, size=spec.size)
+                data=reader, disk_format=spec.disk_format, container_format=spec.container_format,
+                allow_duplicates=True, validate_checksum=False, size=spec.size)
         try:
-            if reader.sha256.hexdigest() != spec.sha256 or reader.sent != spec.size:
+            sent = reader.sha256.hexdigest()
+            if not spec.verified:
+                spec.refuse_unless(sent, "the upload was deleted")
+            if sent != spec.sha256 or reader.sent != spec.size:
                 raise VimError("image.path: %s changed while it was uploaded (sent sha256 %s, %d bytes); "
-                               "the upload was deleted" % (spec.path, reader.sha256.hexdigest(), reader.sent))
+                               "the upload was deleted" % (spec.path, sent, reader.sent))
+            self._call("Glance: labelling image %s" % image.id, self.conn.image.update_image, image.id,
+                       **{SHA256_PROPERTY: sent})
             return self._wait_image(image.id, deadline)
         except BaseException:
             self.delete_image({"id": image.id})
@@ -369,6 +399,7 @@ class PodmanVim:
                 "sha256": spec.sha256, "disk_format": "rootfs-tar", "container_format": "oci"}
 
     def upload_image(self, spec, deadline):
+        spec.verify_file()  # the label names the image by its SHA-256: check the file first
         self._run("importing %s" % spec.path, "import", "--change",
                   "LABEL=%s=%s" % (PODMAN_SHA256_LABEL, spec.sha256), spec.path, self._tag(spec))
         image = self.find_image(spec)
@@ -464,7 +495,11 @@ def ensure_present(vim, spec, name, flavor, network=None, wait=True, timeout=600
             raise VimError("image: no image %s with sha256 %s in the VIM, and no image.path to upload it from"
                            % (spec.name, spec.sha256))
         actions.append("upload image")
-        image = _planned_image(spec) if check_mode else vim.upload_image(spec, deadline)
+        if check_mode:
+            spec.verify_file()  # what the real run would refuse
+            image = _planned_image(spec)
+        else:
+            image = vim.upload_image(spec, deadline)
     try:
         server, created = _ensure_server(vim, actions, image, server, name, flavor_name, network_id,
                                          command, check_mode)

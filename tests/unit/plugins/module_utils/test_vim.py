@@ -67,9 +67,11 @@ def test_image_spec_computes_the_checksum_and_defaults_the_name(image_file):
     assert vim.image_spec({"path": image_file, "name": "fw"}, "sha256:" + DIGEST).name == "fw"
 
 
-def test_image_spec_refuses_a_checksum_that_does_not_match(image_file):
+def test_a_given_checksum_is_checked_when_the_file_is_needed(image_file):
+    spec = vim.image_spec({"path": image_file}, "0" * 64)  # not read yet: the VIM may hold the image
+    assert (spec.sha256, spec.size, spec.verified) == ("0" * 64, len(DATA), False)
     with pytest.raises(vim.VimError) as caught:
-        vim.image_spec({"path": image_file}, "0" * 64)
+        spec.verify_file()
     assert caught.value.msg.startswith("checksum:") and "nothing was uploaded" in caught.value.msg
     assert caught.value.details == {"expected_sha256": "0" * 64, "actual_sha256": DIGEST}
     assert isinstance(caught.value, QkdNfvError)

@@ -23,20 +23,21 @@ EPMD_CANDIDATES = ("/usr/bin/epmd", "/usr/lib/erlang/bin/epmd")
 RPC_SERVICES = ("nova-compute", "nova-conductor", "nova-scheduler")
 INFRA_SERVICES = ("mariadb", "rabbitmq", "epmd")  # stopped last
 API_SERVICES = ("keystone", "glance", "placement", "nova", "neutron")
-WSGI = {  # service -> (module file under site-packages, config-dir variable, threads)
-    "keystone": ("keystone/wsgi/api.py", "OS_KEYSTONE_CONFIG_DIR", 2),
-    "glance": ("glance/wsgi/api.py", "OS_GLANCE_CONFIG_DIR", 4),
-    "placement": ("placement/wsgi/api.py", "OS_PLACEMENT_CONFIG_DIR", 2),
-    "nova": ("nova/wsgi/osapi_compute.py", "OS_NOVA_CONFIG_DIR", 2),
+WSGI = {  # service -> (module file under site-packages, config-dir variable, processes, threads)
+    "keystone": ("keystone/wsgi/api.py", "OS_KEYSTONE_CONFIG_DIR", 1, 2),
+    # Two processes: uploads to several DCs at once hash and write on both cores.
+    "glance": ("glance/wsgi/api.py", "OS_GLANCE_CONFIG_DIR", 2, 4),
+    "placement": ("placement/wsgi/api.py", "OS_PLACEMENT_CONFIG_DIR", 1, 2),
+    "nova": ("nova/wsgi/osapi_compute.py", "OS_NOVA_CONFIG_DIR", 1, 2),
 }
 
 
 def _uwsgi(layout, ports, service):
-    module, conf_var, threads = WSGI[service]
+    module, conf_var, processes, threads = WSGI[service]
     conf_dir = layout.etc(service)
     argv = [layout.bin("uwsgi"), "--http-socket", "%s:%d" % (HOST, ports[service]),
             "--wsgi-file", layout.site_packages / module, "--virtualenv", layout.venv,
-            "--processes", "1", "--threads", str(threads), "--master", "--die-on-term",
+            "--processes", str(processes), "--threads", str(threads), "--master", "--die-on-term",
             "--enable-threads", "--lazy-apps", "--need-app", "--http-chunked-input",
             "--buffer-size", "65535", "--add-header", "Connection: close",
             "--disable-logging"]

@@ -173,7 +173,7 @@ options:
       engine:
         description:
           - V(openssh) runs the C(ssh) client of the sending host (C(ssh -s HOST sftp)), with no user or
-            system SSH configuration, in batch mode, and only the options of this task. Its SSH runs in C:
+            system SSH configuration, in batch mode, and only the options of this task. Its SSH runs in C,
             about twice the upload speed of V(paramiko) (C(docs/qstream.md)).
           - V(paramiko) uses the Python library paramiko. Needed for O(sftp.private_key_passphrase).
           - V(auto) uses V(openssh) when C(ssh) is installed and no passphrase is given, else V(paramiko).
@@ -253,7 +253,7 @@ options:
     description:
       - The SHA-256 (hexadecimal) of O(src) when it is already known, for example from the catalogue
         (M(ansible.builtin.stat) with C(checksum_algorithm=sha256), or a signed manifest). The module then
-        does not hash O(src) itself: the stream's encrypted trailer (and the signed manifest) states this
+        does not hash O(src) itself; the stream's encrypted trailer (and the signed manifest) states this
         value, and the receiver, which hashes what it decrypts, refuses the image when they differ, so a
         file that is not its catalogue entry is never installed. Saves one pass over the image on the
         sending host.

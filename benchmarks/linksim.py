@@ -50,7 +50,11 @@ def fluid_bound(lengths, demand, capacity_bits):
 
 
 def round_bound(lengths, demand, capacity_bits):
-    """Needed share when every link is served once per round (the longest round the stores allow)."""
+    """Needed share when every link is served once per round (the longest round the stores allow).
+
+    With one Bob this binds every schedule, not only rounds: each excursion to the short links
+    interrupts the link connected most of the time, and must come within the shortest store life.
+    """
     load = sum(d / key_rate_bps(length) for length, d in zip(lengths, demand))
     longest = min(capacity_bits / (d * (1 - d / key_rate_bps(length))) for length, d in zip(lengths, demand))
     return load + sum(init_time_s(length) + SWITCH_TIME_S for length in lengths) / longest

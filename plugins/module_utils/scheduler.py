@@ -554,7 +554,12 @@ class TimeShareScheduler:
         load = sum(v["d_long"] / v["R"] for v in view.values())
         overhead = sum((v["T"] + SWITCH_TIME_S) * v["d_long"] * (1 - min(v["d_long"] / v["R"], 1.0)) / v["B"]
                        for v in view.values() if v["B"])
-        need = load + overhead
+        # Rounds visit every link once and last at most the shortest store life: each round pays
+        # every initialisation (docs/scheduling.md, round bound). Often tighter than the fluid figure.
+        lives = [v["B"] / (v["d_long"] * (1 - min(v["d_long"] / v["R"], 1.0)))
+                 for v in view.values() if v["B"] and v["d_long"] > 0 and v["d_long"] < v["R"]]
+        round_overhead = sum(v["T"] + SWITCH_TIME_S for v in view.values()) / min(lives) if lives else 0.0
+        need, fluid_need = load + max(overhead, round_overhead), load + overhead
         alarm = self._alarm(now, load, need, view)
         cycle = self._cycle(view)
         # The report is made only if read (a controller reads it; a simulation need not).
@@ -605,12 +610,20 @@ class TimeShareScheduler:
         full = va["B"] and va["K"] >= 0.99 * va["B"]
         if slack <= 0:
             # Pre-empt only a link that can last until it is served again (or cannot hold more).
-            survive = (1 + self.params["margin"]) * va["d"] * (round_end + va["T"])
+            # Its next visit comes after the rest of this round at the earliest. Near capacity it
+            # comes a whole round after its last: the shortest sustainable round, sum(T) / (1 -
+            # load), nears the longest the stores allow, and every link must leave holding enough
+            # for a round of that length (the short links full, the long one what it can make).
+            # Counted up to twice the shortest round, so that at low load a visit stays short.
+            spare = 1.0 - load
+            shortest = sum(v["T"] + SWITCH_TIME_S for v in view.values()) / spare if spare > 0 else cycle
+            gap = min(cycle, 2 * shortest) * (1.0 - min(va["d"] / va["R"], 1.0))
+            survive = va["d"] * max(round_end + va["T"], gap)
             if va["B"]:
                 survive = min(survive, 0.98 * va["B"])
             # Nor may a visit outlast its share of the longest round (of its fair part, when
             # overloaded): the Bob keeps turning even when a store cannot be refilled.
-            share = (1 + self.params["margin"]) * cycle * (va["d"] / va["R"]) / max(1.0, need)
+            share = (1 + self.params["margin"]) * cycle * (va["d"] / va["R"]) / max(1.0, fluid_need)
             generated = now - (self.generating_since if self.generating_since is not None else now)
             if full or va["K"] >= survive or generated >= share:
                 nxt = order[0]

@@ -162,7 +162,13 @@ class _LinkState:
         self.init_times = [prior.init_time_s]
         self._rate, self._init_time = prior.key_rate_bps, prior.init_time_s
         self.visits = 0
-        self.unseen = 0.0                # seconds empty and unobserved, their demand not yet seen
+        # A store seen empty hides its demand: requests wait. The reading stays open until the
+        # waiting requests are served (the store rises again): seconds since it emptied, the bits
+        # waiting requests took meanwhile (all asked for in those seconds), and the long-term
+        # demand when it emptied.
+        self.unseen = 0.0
+        self.taken = 0.0
+        self.held = 0.0
         self.empty = _Average()          # seconds empty while generating, of seconds generating
         if prior.demand_bps is not None:
             self.recent = _Average(prior.demand_bps * 600.0, 600.0)
@@ -175,12 +181,17 @@ class _LinkState:
             amount += self.prior.demand_bps * 3600.0
             seconds += 3600.0
         if seconds <= 0:
-            return self.recent.value() or 0.0
+            return self.demand_waiting() if self.unseen > 0 else (self.recent.value() or 0.0)
         return amount / seconds
 
     def demand_recent(self):
         value = self.recent.value()
         return 0.0 if value is None else value
+
+    def demand_waiting(self):
+        """While the store sits empty: the long-term demand when it emptied, or the bits taken
+        since, over that time, if more (all were asked for since: a floor on the demand)."""
+        return max(self.held, self.taken / self.unseen) if self.unseen > 0 else 0.0
 
     def key_rate(self):
         return self._rate
@@ -211,6 +222,20 @@ class _LinkState:
         self._window = [self._window[0] + bits, self._window[1] + seconds]
         self._forget_before(hour - params["demand_window_h"])
 
+    def waited(self, taken, seconds, now, params):
+        """The store stayed empty for `seconds`; waiting requests took `taken` bits of new key."""
+        if self.unseen <= 0:
+            self.held = self.demand_long(params["demand_window_h"], now)
+        self.taken += taken
+        self.unseen += seconds
+        self.recent.age(seconds, params["demand_tau_s"])
+
+    def waiting_served(self, now, params):
+        """The store rose again: every request asked for since it emptied was served."""
+        if self.unseen > 0:
+            self.saw_demand(self.taken, self.unseen, now, params)
+        self.unseen = self.taken = self.held = 0.0
+
     def saw_init_time(self, seconds, keep):
         self.init_times = (self.init_times + [seconds])[-keep:]
         self._init_time = _median(self.init_times)
@@ -226,7 +251,8 @@ class _LinkState:
             "recent": [self.recent.amount, self.recent.seconds],
             "hours": [[hour, bits, secs] for hour, (bits, secs) in sorted(self.hours.items())],
             "rates": list(self.rates), "init_times": list(self.init_times), "visits": self.visits,
-            "unseen": self.unseen, "empty": [self.empty.amount, self.empty.seconds],
+            "unseen": self.unseen, "taken": self.taken, "held": self.held,
+            "empty": [self.empty.amount, self.empty.seconds],
         }
 
     @classmethod
@@ -244,6 +270,8 @@ class _LinkState:
         state._rate, state._init_time = _median(state.rates), _median(state.init_times)
         state.visits = int(data["visits"])
         state.unseen = float(data["unseen"])
+        state.taken = float(data.get("taken", 0.0))
+        state.held = float(data.get("held", 0.0))
         state.empty = _Average(*[float(x) for x in data["empty"]])
         return state
 
@@ -389,6 +417,10 @@ class TimeShareScheduler:
                 link.recent.age(dt, self.params["demand_tau_s"])
             else:
                 self._learn_demand(link, now, dt, previous, current)
+            if current > 0 and link.unseen > 0:
+                # Keys again, but not seen taken by waiting requests (the first came before the
+                # initialisation was surely over, or not from the Bob): nothing to read.
+                link.unseen = link.taken = link.held = 0.0
 
     def _learn_demand(self, link, now, dt, previous, current):
         """A store that is not being filled falls by its demand alone; an empty one tells nothing."""
@@ -401,10 +433,9 @@ class TimeShareScheduler:
             lasted = min(dt, previous / demand) if demand > 0 else dt
             link.saw_demand(previous, lasted, now, self.params)
             return previous, lasted
-        # Empty and not refilled: the demand of these seconds shows later, when waiting requests
-        # take the first new keys.
-        link.unseen = min(link.unseen + dt, self.params["demand_window_h"] * 3600.0)
-        link.recent.age(dt, self.params["demand_tau_s"])
+        # Empty and not refilled: the demand of these seconds shows later, when the link is
+        # connected again and its waiting requests are served.
+        link.waited(0.0, dt, now, self.params)
         return 0.0, 0.0
 
     def _learn_active(self, link, now, dt, previous, current):
@@ -415,16 +446,16 @@ class TimeShareScheduler:
             # link can keep up, near one when its demand exceeds what it makes.
             link.empty.add(dt if previous <= 0 and current <= 0 else 0.0, dt, 43200.0)
         if previous <= 0 and (self.phase == GENERATING or past_init):
-            # Generating into an empty store: waiting requests took the new keys. In the long run
-            # they were asked for while the store sat empty too, so count them over that time as
-            # well; for planning, count them over this interval alone, so that a link whose
-            # requests keep waiting looks as demanding as its rate and gets the Bob long enough to
-            # catch up (spread over the empty time, it would look as demanding as it is served).
-            taken = max(0.0, link.key_rate() * dt - current)
-            link.saw_demand(taken, dt + link.unseen, now, self.params)
-            link.unseen = 0.0
+            # Generating into an empty store: waiting requests take the new keys, all asked for
+            # since the store emptied. Only once they are all served (the store rises) do the bits
+            # taken over that time read the demand; before, they read at most what the link was
+            # served, and a short visit would confirm the low figure. Until then the reading is
+            # held open and planning uses the demand seen before the store emptied, or the bits
+            # taken so far if more.
+            link.waited(max(0.0, link.key_rate() * dt - current), dt, now, self.params)
             if current <= 0:
                 return
+            link.waiting_served(now, self.params)
         if self.phase != GENERATING and current <= previous:
             # Still initialising: the fall is this visit's demand, the best guess for the next hour.
             bits, seconds = self._learn_demand(link, now, dt, previous, current)
@@ -487,7 +518,9 @@ class TimeShareScheduler:
                 "K": link.bits or 0.0, "B": link.capacity, "R": link.key_rate(),
                 "T": link.init_time, "d_long": long_term,
                 # Planning uses the higher of recent and long-term demand: bursts count at once.
-                "d": max(long_term, link.demand_recent()),
+                # Not while the store sits empty: the recent figure is then as old as the store's
+                # last keys, perhaps from a burst long over.
+                "d": max(long_term, link.demand_waiting() if link.unseen > 0 else link.demand_recent()),
             }
         return view
 

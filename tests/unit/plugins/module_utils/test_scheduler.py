@@ -217,6 +217,41 @@ def test_learned_rates_init_times_and_demand_converge_on_the_lab():
         assert estimates[name]["visits"] >= 3
 
 
+def test_the_demand_of_a_link_whose_requests_wait_is_read_once_they_are_served():
+    # near (0 km, 4000 b/s) is asked for 500 b/s. Its store empties while the Bob is held on far,
+    # requests queue for two hours, then near is connected: after its 400 s initialisation the
+    # waiting requests take every new key, so the store stays at zero for about 1000 s. Those
+    # keys were all asked for since the store emptied. Read over this visit alone they would say
+    # 4000 b/s; spread at once over the empty hours, a fraction of the demand (and a visit
+    # planned on that fraction would end before the queue is served, confirming it).
+    rate, demand, tick = 4000.0, 500.0, 10.0
+    scheduler = TimeShareScheduler([{"name": "near", "length_km": 0, "capacity_bits": 2e6},
+                                    {"name": "far", "length_km": 25, "capacity_bits": 2e6}])
+    store, waiting, now = 1.5e6, 0.0, 0.0
+    connected_at = 4000.0 + 7200.0  # near empties at 3000 s; the Bob reaches it two hours later
+    draining, readings = [], []
+    while now < connected_at + 3000.0:
+        active = "near" if now >= connected_at else "far"
+        decision = scheduler.tick(now, {"near": float(int(store // KEY) * KEY), "far": 2e6}, active)
+        if active == "near":
+            assert decision.link == "near"  # far is full and asks for nothing: near keeps the Bob
+            readings.append((store, decision.estimates["near"]["demand_bps"]))
+            if store == 0.0 and now > connected_at + 500.0:
+                draining.append(now)
+        made = rate * tick if now >= connected_at + 400.0 else 0.0
+        waiting += demand * tick
+        served = min(waiting, store + made)
+        store, waiting = store + made - served, waiting - served
+        now += tick
+    assert 800.0 <= len(draining) * tick <= 1300.0  # the queue took the keys for that long
+    # While the queue drains, the demand stays what the falling store showed before it emptied ...
+    assert all(d == pytest.approx(demand, rel=0.05) for bits, d in readings if bits == 0.0)
+    # ... and once the queue is served, it is read over the whole time the requests waited.
+    assert readings[-1][0] > 1e6
+    assert readings[-1][1] == pytest.approx(demand, rel=0.1)
+    assert scheduler.to_dict()["links"][0]["unseen"] == 0.0
+
+
 def test_priors_from_length_follow_the_paper_fit():
     prior = LinkPrior.from_spec({"name": "x", "length_km": 25})
     assert prior.init_time_s == pytest.approx(1264.9, abs=0.1)

@@ -13,21 +13,14 @@
 #      blocks that left them as witnesses.
 # VIM_CLOUDS_YAML selects the VIM (default: the lab's); QKDLAB_DIR the lab.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-integration=$(cd "$here/../.." && pwd)
-repo=$(cd "$integration/../.." && pwd)
-export ANSIBLE_INVENTORY="${ANSIBLE_INVENTORY:-$repo/inventory/lab}"
-python=${PYTHON:-python}
-lab_dir=${QKDLAB_DIR:-$repo/.lab}
+. "$(cd "$(dirname "$0")/../.." && pwd)/runme-setup.sh"
 clouds=${VIM_CLOUDS_YAML:-$lab_dir/vim/clouds.yaml}
 if [ ! -r "$clouds" ]; then
   echo "distribute_vnf: no VIM at $clouds: start the lab with its VIM (or set VIM_CLOUDS_YAML)" >&2
+  rm -rf "$work"
   exit 1
 fi
 
-work=$(mktemp -d)
-chmod 700 "$work"
-export ANSIBLE_LOG_PATH="$work/ansible.log"
 # The key-usage audit trail of image_send (key_IDs only), kept with this run's output.
 export QKD_NFV_AUDIT_LOG="$work/audit.jsonl"
 run=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')

@@ -3,17 +3,11 @@
 # audit trails for every secret the target could record (QKD key, ML-KEM shared secret, both private
 # keys, kept as 0600 witness files in the work directory): any hit fails the target.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-integration=$(cd "$here/../.." && pwd)
-repo=$(cd "$integration/../.." && pwd)
+. "$(cd "$(dirname "$0")/../.." && pwd)/runme-setup.sh"
 export ANSIBLE_ROLES_PATH="${ANSIBLE_ROLES_PATH:-$integration/targets}"
-export ANSIBLE_INVENTORY="${ANSIBLE_INVENTORY:-$repo/inventory/lab}"
 
-work=$(mktemp -d)
-chmod 700 "$work"
 trap 'rm -rf "$work"' EXIT
 export IMAGE_HYBRID_DIR="$work"
-export ANSIBLE_LOG_PATH="$work/ansible.log"
 
 # shellcheck disable=SC2086
 ansible-playbook "$integration/target.yml" -e target=image_hybrid -e target_hosts=node1 -vvvv \

@@ -2,17 +2,11 @@
 # Runs the image_transfer target at -vvvv with a log file, then searches the output and the log for
 # every key the target used (kept as witnesses in the work directory): any hit fails the target.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-integration=$(cd "$here/../.." && pwd)
-repo=$(cd "$integration/../.." && pwd)
+. "$(cd "$(dirname "$0")/../.." && pwd)/runme-setup.sh"
 export ANSIBLE_ROLES_PATH="${ANSIBLE_ROLES_PATH:-$integration/targets}"
-export ANSIBLE_INVENTORY="${ANSIBLE_INVENTORY:-$repo/inventory/lab}"
 
-work=$(mktemp -d)
-chmod 700 "$work"
 trap 'rm -rf "$work"' EXIT
 export IMAGE_TRANSFER_DIR="$work"
-export ANSIBLE_LOG_PATH="$work/ansible.log"
 
 # shellcheck disable=SC2086
 ansible-playbook "$integration/target.yml" -e target=image_transfer -e target_hosts=node1 -vvvv \

@@ -4,16 +4,9 @@
 # with a bad path. Every key of each path (rebuilt from the destination's copy and the relayed
 # values) is then searched for in the output and the log: any hit fails the target.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-integration=$(cd "$here/../.." && pwd)
-repo=$(cd "$integration/../.." && pwd)
-export ANSIBLE_INVENTORY="${ANSIBLE_INVENTORY:-$repo/inventory/lab}"
-python=${PYTHON:-python}
+. "$(cd "$(dirname "$0")/../.." && pwd)/runme-setup.sh"
 
-work=$(mktemp -d)
-chmod 700 "$work"
 trap 'rm -rf "$work"' EXIT
-export ANSIBLE_LOG_PATH="$work/ansible.log"
 
 play() {  # play NAME PLAYBOOK ARGS...: run at -vvvv, output to $work/NAME.log
   local name=$1 playbook=$2

@@ -76,12 +76,13 @@ def result(process):
     return json.loads(last or "{}")
 
 
-def baseline(env, src, dcs, recv_dir):
+def baseline(env, src, sha256, dcs, recv_dir):
     """Every DC's receiver and sender at once, as the playbook runs a wave: wall seconds, per-DC seconds."""
     start = time.monotonic()
     receivers = {dc: spawn(env, "tcp-recv", dest=os.path.join(recv_dir, dc + ".img"), fsync=True) for dc in dcs}
     ports = {dc: json.loads(process.stdout.readline())["port"] for dc, process in receivers.items()}
-    senders = {dc: spawn(env, "tcp-send", src=src, port=ports[dc]) for dc in dcs}
+    # The sender states the catalogue's SHA-256, as the playbook's image_send does.
+    senders = {dc: spawn(env, "tcp-send", src=src, port=ports[dc], sha256=sha256) for dc in dcs}
     per_dc = {dc: result(process)["seconds"] for dc, process in senders.items()}
     for process in receivers.values():
         result(process)
@@ -98,6 +99,30 @@ def file_sha256(path):
         while chunk := handle.read(4 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def vim_cpu_seconds(lab_dir):
+    """CPU seconds used so far by each service of the lab's VIM: {service: seconds}.
+
+    Each service leads its own process group (its PID file names the leader), so the group's
+    members are its workers. Read from /proc; empty where there is none.
+    """
+    groups = {}
+    pid_dir = os.path.join(lab_dir, "vim", "pids")
+    for name in os.listdir(pid_dir) if os.path.isdir(pid_dir) else ():
+        with open(os.path.join(pid_dir, name), encoding="ascii") as handle:
+            groups[int(handle.read().split()[0])] = name[:-len(".pid")]
+    used, tick = {}, os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry, encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        service = groups.get(int(fields[2]))  # the process group
+        if service:
+            used[service] = used.get(service, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def remove_vnfs(env, dcs, vnf, image_name, sha256, clouds_yaml, log):
@@ -146,16 +171,20 @@ def main():
 
         recv_dir = os.path.join(work, "baseline")
         os.makedirs(recv_dir)
-        base_wall, base_per_dc = baseline(bench_env, src, dcs, recv_dir)
+        base_wall, base_per_dc = baseline(bench_env, src, sha256, dcs, recv_dir)
         shutil.rmtree(recv_dir)
         print("baseline: %s to %d DCs in %.2f s" % (image_pipeline.human(size), len(dcs), base_wall), flush=True)
 
         report = os.path.join(work, "report.json")
+        lab_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.clouds_yaml)))
+        vim_before = vim_cpu_seconds(lab_dir)
         wall = playbook(env, "distribute_vnf", "-e", "vnf_image=" + src, "-e", json.dumps({"vnf_targets": dcs}),
                         "-e", "vnf_name=" + vnf, "-e", "vnf_flavor=" + args.flavor, "-e", "vnf_key_timeout=120",
                         "-e", "vim_clouds_yaml=" + args.clouds_yaml, "-e", "vnf_report=" + report,
                         "-e", "dc_gateway_image_dir=%s/dc/{{ inventory_hostname }}" % work,
                         log=os.path.join(work, "distribute.log"))
+        vim_after = vim_cpu_seconds(lab_dir)
+        vim_cpu = {name: vim_after[name] - vim_before.get(name, 0.0) for name in vim_after}
         with open(report, encoding="utf-8") as handle:
             rows = json.load(handle)["dcs"]
     finally:
@@ -178,10 +207,18 @@ def main():
     vim = max(row.get("vim_seconds") or 0 for row in rows)
     print("\nbaseline (qstream TCP to every DC at once)   %8.2f s" % base_wall)
     print("distribute_vnf.yml (whole play)             %8.2f s" % wall)
-    print("  of which the VIM import (slowest DC)      %8.2f s  (hash check, Glance upload, Nova boot)" % vim)
+    print("  of which the VIM import (slowest DC)      %8.2f s  (Glance upload, Nova boot)" % vim)
     print("ratio playbook / baseline                   %8.2f    (target <= %.2f: %s)"
           % (ratio, TARGET, "met" if ratio <= TARGET else "MISSED"))
     print("ratio without the VIM import               %8.2f" % ((wall - vim) / base_wall))
+    # The VIM runs on this host's cores too: its CPU time bounds what any play can reach here.
+    busiest = sorted(vim_cpu.items(), key=lambda item: -item[1])[:3]
+    total = sum(vim_cpu.values())
+    print("\nVIM services' CPU during the play           %8.2f s  (%s)"
+          % (total, ", ".join("%s %.2f s" % item for item in busiest)))
+    floor = (base_wall + total / os.cpu_count()) / base_wall
+    print("floor: (baseline + VIM CPU / %d cores) / baseline  %4.2f  (the import moves every image once more, "
+          "hashed, into Glance)" % (os.cpu_count(), floor))
     return 0
 
 

@@ -6,7 +6,8 @@
 #      through node2; its data path shares the CO's transceiver port with node2's, so it waits);
 #   3. check mode again and the real run again: nothing to do, no key taken, nothing changed;
 #   4. a DC whose KME refuses (node3 presents sae-node4's certificate to its KME): node3 fails with
-#      the KME's reason and its receiver stops, while node2 and node4 finish;
+#      the KME's reason and its receiver stops, while node2 and node4 finish; with node3 alone, the
+#      run fails and the report is still written;
 #   5. every key the runs took is searched for in all output and logs (tests/leakcheck.py). The keys
 #      are consumed, so they come from the far side: the lab's KMEs hand out keys from the front of
 #      each link's pool, and files/observe.py records the fronts before the runs and writes the
@@ -152,6 +153,12 @@ port=$(ansible node3 -m ansible.builtin.debug -a 'msg={{ image_receive_port }}' 
 "$python" -c 'import json, sys; print("node3:", [r for r in json.load(open(sys.argv[1]))["dcs"] if r["dc"] == "node3"][0]["msg"])' \
   "$work/refused.json"
 recap refused
+# When every DC fails, the report is still written (then the run fails).
+if play all_refused -i "$work/refusing.yml" -e vnf_image="$refused_image" -e '{"vnf_targets": ["node3"]}'; then
+  fail "the run in which every DC failed succeeded" all_refused
+fi
+verify report "$work/all_refused.json" $size "failed=node3"
+recap all_refused
 
 echo "=== 5. no key in any output"
 taken=$(observe witness "$work/snapshot.keys" "$work/witness")

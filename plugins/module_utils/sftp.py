@@ -58,7 +58,8 @@ def ssh_command(target, known_hosts):
     timeout = max(1, int(round(target.timeout)))
     argv = [SSH, "-F", "/dev/null", "-x", "-a",
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=%s" % checking,
-            "-o", "UserKnownHostsFile=%s" % known_hosts, "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "UserKnownHostsFile=%s" % _quoted(known_hosts, "sftp.known_hosts"),
+            "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no", "-o", "IdentityAgent=none",
             "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
             "-o", "ConnectTimeout=%d" % timeout, "-o", "ServerAliveInterval=%d" % timeout,
@@ -69,6 +70,14 @@ def ssh_command(target, known_hosts):
     if target.user:
         argv += ["-l", target.user]
     return argv + ["-s", "--", target.host, "sftp"]
+
+
+def _quoted(path, option):
+    """A file name as one ssh -o value (ssh splits unquoted values at blanks)."""
+    if '"' in path:
+        raise SftpError("%s: the openssh engine cannot use a file name with a double quote: %s" % (option, path),
+                        reason="invalid", option=option)
+    return '"%s"' % path
 
 
 def _string(data):

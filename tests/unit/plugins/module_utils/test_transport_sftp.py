@@ -108,6 +108,12 @@ def test_changed_host_key_is_refused(sshd, tmp_path, engine):
         assert info.value.details["reason"] == "host_key_mismatch"
 
 
+def test_a_known_hosts_file_with_a_blank_in_its_name(sshd, tmp_path, engine):
+    known = tmp_path / "known hosts"
+    known.write_text(open(sshd.known_hosts, encoding="ascii").read())
+    transport.sftp_check(target(sshd, tmp_path / "x", engine, known_hosts=str(known)))
+
+
 def test_accept_new_records_the_key(sshd, tmp_path, engine):
     known = tmp_path / "known_hosts"
     transport.sftp_check(target(sshd, tmp_path / "x", engine, known_hosts=str(known), host_key_checking="accept_new"))

@@ -53,25 +53,7 @@ common=(-i "$ANSIBLE_INVENTORY" -i "$work/relay.yml"
   -e "nfv_orchestrator_key_dir=$work/keys" -e "vim_clouds_yaml=$clouds" -e vnf_flavor=vnf.tiny
   -e vnf_key_timeout=30 -e "vnf_name=$vnf" -e vnf_report_in_check_mode=true)
 
-play() {  # play NAME ARGS...: distribute_vnf.yml at -vvvv, output in $work/NAME.log, report $work/NAME.json
-  local name=$1
-  shift
-  # shellcheck disable=SC2086
-  ansible-playbook -vvvv "$repo/playbooks/distribute_vnf.yml" "${common[@]}" -e "vnf_report=$work/$name.json" \
-    "$@" ${ANSIBLE_PLAYBOOK_OPTS:-} >"$work/$name.log" 2>&1
-}
-fail() {
-  echo "distribute_vnf: $1" >&2
-  [ -f "$work/$2.log" ] && tail -n 60 "$work/$2.log" >&2
-  [ -f "$work/$2.json" ] && "$python" -c 'import json, sys
-for row in json.load(open(sys.argv[1]))["dcs"]:
-    print("%s: %s %s" % (row["dc"], row["status"], row.get("msg", "")), file=sys.stderr)' "$work/$2.json"
-  exit 1
-}
-observe() { "$python" "$here/files/observe.py" "$@"; }
-verify() { "$python" "$here/files/verify.py" "$@"; }
-recap() { grep -A6 '^PLAY RECAP' "$work/$1.log" | grep -E '^node' | sed 's/  */ /g' || true; }
-sha() { sha256sum "$1" | cut -d' ' -f1; }
+. "$integration/targets/distribute_vnf/files/play.sh"
 
 cleanup() {
   local vnfs

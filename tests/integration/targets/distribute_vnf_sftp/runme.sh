@@ -95,23 +95,7 @@ common=(-i "$ANSIBLE_INVENTORY" -i "$work/sftp.yml"
   -e "vim_clouds_yaml=$clouds" -e vnf_flavor=vnf.tiny -e vnf_key_timeout=30 -e "vnf_name=$vnf"
   -e vnf_report_in_check_mode=true)
 
-play() {  # play NAME ARGS...: distribute_vnf.yml at -vvvv, output in $work/NAME.log, report $work/NAME.json
-  local name=$1
-  shift
-  # shellcheck disable=SC2086
-  ansible-playbook -vvvv "$repo/playbooks/distribute_vnf.yml" "${common[@]}" -e "vnf_report=$work/$name.json" \
-    "$@" ${ANSIBLE_PLAYBOOK_OPTS:-} >"$work/$name.log" 2>&1
-}
-fail() {
-  echo "distribute_vnf_sftp: $1" >&2
-  [ -f "$work/$2.log" ] && tail -n 60 "$work/$2.log" >&2
-  [ -f "$work/$2.json" ] && "$python" -c 'import json, sys
-for row in json.load(open(sys.argv[1]))["dcs"]:
-    print("%s: %s %s" % (row["dc"], row["status"], row.get("msg", "")), file=sys.stderr)' "$work/$2.json"
-  exit 1
-}
-observe() { "$python" "$tcp_target/files/observe.py" "$@"; }
-verify() { "$python" "$tcp_target/files/verify.py" "$@"; }
+. "$integration/targets/distribute_vnf/files/play.sh"
 transports() {  # transports NAME DC=TRANSPORT...: the report names each DC's transport
   "$python" - "$work/$1.json" "${@:2}" <<'PY' || fail "the report names the wrong transports" "$1"
 import json, sys
@@ -127,8 +111,6 @@ spool_empty() {  # no qstream and no partial upload left in any spool directory
   left=$(find "$work/spool" -type f)
   [ -z "$left" ] || fail "left in the spool directories: $left" "$1"
 }
-recap() { grep -A6 '^PLAY RECAP' "$work/$1.log" | grep -E '^node' | sed 's/  */ /g' || true; }
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 echo "=== warm-up: the Bob visits node2's and node3's links until they hold keys"
 ansible-playbook "$tcp_target/warm_up.yml" -e '{"warm_up_dcs": ["node2", "node3"]}' >"$work/warm_up.log" 2>&1 \

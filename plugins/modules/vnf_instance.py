@@ -86,8 +86,12 @@ options:
   checksum:
     description:
       - The image's SHA-256, as V(sha256:<hex>) or plain hex.
-      - With O(image.path), the file must have this checksum or the module fails before uploading;
-        without it, the checksum is computed from the file.
+      - With O(image.path), the file is checked against it when the file is needed. An upload to Glance
+        hashes what it sends and labels the image with this checksum (what later runs find it by) only
+        when they match; a wrong file is deleted from Glance again and the module fails. A podman import
+        and check mode hash the file first. An image already in the VIM with this checksum is used without
+        reading the file.
+      - Without it, the checksum is computed from the file.
     type: str
   flavor:
     description:

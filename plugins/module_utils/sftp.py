@@ -14,6 +14,7 @@ against the given known_hosts file; no user or system ssh configuration is read.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import shutil
@@ -113,11 +114,10 @@ class Session:
             self._errors.close()
             raise SftpError("cannot run %s: %s" % (argv[0], exc.strerror), reason="missing_library") from None
         self._out, self._in = self.process.stdin.fileno(), self.process.stdout.fileno()
-        for fd in (self._out, self._in):  # fewer wake-ups per MiB; best effort (Linux)
+        for fd in (self._out, self._in):  # 1 MiB pipes: fewer wake-ups per MiB (Linux; best effort)
             try:
-                import fcntl  # pylint: disable=import-outside-toplevel
                 fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-            except (ImportError, OSError):
+            except OSError:
                 pass
         self._next_id = 0
         self.extensions = {}
@@ -233,12 +233,13 @@ class Session:
 
     def failure(self, what):
         """An SftpError with ssh's own explanation, when it gave one (it exits on fatal errors)."""
-        try:
-            self.process.wait(timeout=2 if self.process.poll() is None and "closed" in what else 0.01)
-        except subprocess.TimeoutExpired:
-            pass
+        if "closed" in what:  # ssh is exiting: let it finish writing why
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         said = self.stderr()
-        return SftpError("%s: %s" % (what, said) if said else what, code=None, ssh_said=said)
+        return SftpError("%s: %s" % (what, said) if said else what, ssh_said=said)
 
     def stderr(self):
         self._errors.seek(0)

@@ -802,7 +802,7 @@ def _openssh_error(exc, target, known_hosts):
     said = exc.details.get("ssh_said", "")
     if "IDENTIFICATION HAS CHANGED" in said or "has changed" in said:
         return _host_key_error(target, known_hosts, changed=True)
-    if "Host key verification failed" in said or "No ED25519 host key is known" in said:
+    if "Host key verification failed" in said or "host key is known for" in said:
         return _host_key_error(target, known_hosts, changed=False)
     if "Permission denied" in said:
         return _authentication_error(target, said)
